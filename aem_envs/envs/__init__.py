@@ -1,0 +1,5 @@
+"""Built-in environments. Each is registered lazily: importing this module imports no env code."""
+
+from aem_envs.registration import register
+
+# register("aem/Household-v0", "aem_envs.envs.household:HouseholdEnv")
