@@ -1,0 +1,224 @@
+"""Run configuration: dataclasses, YAML files and ``section.key=value`` overrides.
+
+Unknown keys and incompatible options are errors (with the close matches named), and the
+resolved config is saved in the run directory so every run can be reproduced from its folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    path: str = "runs/models/household-sft"  # HF checkpoint directory or hub id
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
+    gradient_checkpointing: bool = False
+    value_head: bool = False  # set automatically for estimator=gae
+
+
+@dataclass
+class EnvConfig:
+    id: str = "aem/Household-v0"
+    kwargs: dict = field(default_factory=dict)
+    groups: int = 8  # tasks per iteration
+    group_size: int = 4  # rollouts per task (the paper: 8)
+    window: int = 2  # chat-view history turns
+    mode: str = "sync"  # sync | threads
+
+
+@dataclass
+class RolloutConfig:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 24
+
+
+@dataclass
+class AlgoConfig:
+    estimator: str = "grpo"  # grpo | rloo | gigpo | gae
+    modulation: str = "none"  # none | aem | empg
+    lam: float = 1.0
+    range_guard: float = 0.1
+    scope: str = "group"  # group | trajectory | batch
+    direction: str = "normal"  # normal | reversed
+    shuffle: bool = False
+    empg_k: float = 1.0
+    empg_k2: float = 1.0
+    empg_zeta: float = 0.05
+    gamma: float = 0.95  # gigpo step discount; gae discount over turns
+    gae_lambda: float = 0.95
+    gigpo_weight: float = 1.0
+    std_normalize: bool = True
+
+
+@dataclass
+class PPOConfig:
+    lr: float = 1e-4
+    epochs: int = 1
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    dual_clip: float = 0.0  # 0 = off, else c (e.g. 3.0)
+    loss_agg: str = "token-mean"  # token-mean | response-mean
+    kl_coef: float = 0.0
+    entropy_coef: float = 0.0
+    vf_coef: float = 0.5
+    vf_clip: float = 0.2
+    token_budget: int = 8192  # tokens per micro-batch (gradient accumulation above it)
+    minibatches: int = 1  # optimizer steps per epoch
+    max_grad_norm: float = 1.0
+    target_kl: float = 0.0  # 0 = off; stop the epoch loop when approx KL exceeds it
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    iterations: int = 20
+    eval_every: int = 5
+    eval_tasks: int = 32
+    eval_temperature: float = 0.0  # 0 = greedy
+    run_dir: str = "runs/train"
+    device: str = "auto"
+    threads: int = 2
+    checkpoint_every: int = 5
+    log_trajectories: bool = True
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+_CHOICES = {
+    ("algo", "estimator"): ("grpo", "rloo", "gigpo", "gae"),
+    ("algo", "modulation"): ("none", "aem", "empg"),
+    ("algo", "scope"): ("group", "trajectory", "batch"),
+    ("algo", "direction"): ("normal", "reversed"),
+    ("ppo", "loss_agg"): ("token-mean", "response-mean"),
+    ("env", "mode"): ("sync", "threads"),
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _close(name: str, options: list[str]) -> str:
+    m = difflib.get_close_matches(name, options, n=2, cutoff=0.5)
+    return f" (did you mean {' or '.join(m)}?)" if m else f" (valid: {', '.join(options)})"
+
+
+def _coerce(section: str, key: str, value: Any, typ: Any) -> Any:
+    if isinstance(value, str) and typ is not str:
+        value = yaml.safe_load(value)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    expected = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}.get(
+        getattr(typ, "__name__", str(typ)), None
+    )
+    if expected is not None and not (isinstance(value, expected) and not (expected is int and isinstance(value, bool))):
+        raise ConfigError(f"{section}.{key}={value!r} must be of type {expected.__name__}")
+    return value
+
+
+def apply(cfg: Config, updates: dict[str, Any]) -> Config:
+    """Apply nested ``{"section": {"key": value}}`` or dotted ``{"section.key": value}`` updates."""
+    sections = {f.name: f for f in fields(cfg)}
+    for raw_key, value in updates.items():
+        if "." in raw_key:
+            sec, key = raw_key.split(".", 1)
+            items = {key: value}
+        else:
+            sec, items = raw_key, value
+            if not isinstance(items, dict):
+                raise ConfigError(f"'{raw_key}' is a section; set keys as {raw_key}.KEY=VALUE")
+        if sec not in sections:
+            raise ConfigError(f"unknown config section '{sec}'{_close(sec, list(sections))}")
+        sub = getattr(cfg, sec)
+        hints = get_type_hints(type(sub))
+        names = [f.name for f in fields(sub)]
+        for key, v in items.items():
+            if key not in names:
+                raise ConfigError(f"unknown config key '{sec}.{key}'{_close(key, names)}")
+            setattr(sub, key, _coerce(sec, key, v, hints[key]))
+    return cfg
+
+
+def validate(cfg: Config) -> Config:
+    for (sec, key), choices in _CHOICES.items():
+        v = getattr(getattr(cfg, sec), key)
+        if v not in choices:
+            raise ConfigError(f"{sec}.{key}={v!r} is not one of {', '.join(choices)}")
+    a, p, e = cfg.algo, cfg.ppo, cfg.env
+    if a.modulation != "aem" and (a.shuffle or a.direction != "normal" or a.scope != "group"):
+        raise ConfigError("algo.scope/direction/shuffle are AEM ablations; set algo.modulation=aem to use them")
+    if a.estimator in ("grpo", "rloo", "gigpo") and e.group_size < 2:
+        raise ConfigError(f"algo.estimator={a.estimator} needs env.group_size >= 2 (a group baseline)")
+    if not 0 < p.clip_low < 1 or not 0 < p.clip_high < 10:
+        raise ConfigError("ppo.clip_low must be in (0, 1) and ppo.clip_high in (0, 10)")
+    if p.dual_clip and p.dual_clip <= 1:
+        raise ConfigError("ppo.dual_clip must be 0 (off) or > 1, e.g. 3.0")
+    if a.range_guard < 0 or a.lam < 0:
+        raise ConfigError("algo.range_guard and algo.lam must be >= 0")
+    for k in ("groups", "group_size", "window"):
+        if getattr(e, k) < (0 if k == "window" else 1):
+            raise ConfigError(f"env.{k} must be positive")
+    cfg.model.value_head = a.estimator == "gae"
+    return cfg
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in pairs:
+        if "=" not in p or "." not in p.split("=", 1)[0]:
+            raise ConfigError(f"override {p!r} must look like section.key=value, e.g. algo.modulation=aem")
+        k, v = p.split("=", 1)
+        out[k] = v
+    return out
+
+
+def load(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Defaults <- YAML file <- overrides, then validated."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} not found; pass an existing YAML file")
+        data = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections")
+        apply(cfg, data)
+    if overrides:
+        apply(cfg, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
+    return validate(cfg)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    return validate(apply(Config(), data))
+
+
+def replace(cfg: Config, **updates: Any) -> Config:
+    """A copy of ``cfg`` with dotted-key updates applied and validated."""
+    return validate(apply(from_dict(dataclasses.asdict(cfg)), updates))
