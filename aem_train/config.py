@@ -133,6 +133,11 @@ def _close(name: str, options: list[str]) -> str:
 def _coerce(section: str, key: str, value: Any, typ: Any) -> Any:
     if isinstance(value, str) and typ is not str:
         value = yaml.safe_load(value)
+        if typ is float and isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     expected = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}.get(
