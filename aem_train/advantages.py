@@ -118,6 +118,11 @@ def _group_mean_std(values: np.ndarray, groups: np.ndarray, ddof: int) -> tuple[
     return mean, std, count
 
 
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, with 0 where den == 0 (equal returns, eps=0): no spread means no signal."""
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
 def grpo_advantages(
     traj_returns: Sequence[float] | np.ndarray,
     group_ids: Sequence[Hashable] | np.ndarray,
@@ -141,7 +146,7 @@ def _grpo_per_traj(ret: np.ndarray, group: np.ndarray, std_normalize: bool, eps:
     mean, std, count = _group_mean_std(ret, group, ddof)
     adv = ret - mean[group]
     if std_normalize:
-        adv = adv / (std[group] + eps)
+        adv = _safe_div(adv, std[group] + eps)
     adv[count[group] < 2] = 0.0
     return adv
 
@@ -244,7 +249,7 @@ def gigpo_advantages(
     mean, std, count = _group_mean_std(g, anchor, ddof)
     a_step = g - mean[anchor]
     if std_normalize:
-        a_step = a_step / (std[anchor] + eps)
+        a_step = _safe_div(a_step, std[anchor] + eps)
     a_step[count[anchor] < 2] = 0.0
     return a_episode + step_weight * a_step
 
