@@ -361,6 +361,7 @@ def build_rootfs(spec: ImageSpec, out_tar: Path, log: Callable[[str], None], sui
         suite, str(out_tar), str(apt_sources_file()),
     ]
     log(f"  mmdebstrap {suite} with {len(read_packages(spec.context))} packages -> {out_tar.name}")
+    t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     except subprocess.TimeoutExpired:
@@ -368,6 +369,7 @@ def build_rootfs(spec: ImageSpec, out_tar: Path, log: Callable[[str], None], sui
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise ImageError(f"mmdebstrap failed (exit {proc.returncode}):\n{tail}")
+    log(f"  rootfs: {out_tar.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - t0:.1f} s")
 
 
 # --- building --------------------------------------------------------------------------------
@@ -410,6 +412,7 @@ def build_one(spec: ImageSpec, want_hash: str, mode: Literal["registry", "offlin
     if spec.depends_on:
         buildargs["BASE_IMAGE"] = IMAGES[spec.depends_on[0]].tag
     network: str | None = None
+    old_rootfs: dict[str, Any] | None = None
     if mode == "offline":
         network = "none"  # proves the offline path needs no network
         if spec.external_base is not None:
@@ -417,13 +420,33 @@ def build_one(spec: ImageSpec, want_hash: str, mode: Literal["registry", "offlin
                 tar = Path(tmp) / "rootfs.tar"
                 build_rootfs(spec, tar, log)
                 repo, tag = f"{IMAGE_REPO}/{spec.name}-rootfs", IMAGE_VERSION  # base: BASE_ROOTFS_IMAGE
-                log(f"  docker import -> {repo}:{tag}")
+                old_rootfs = _inspect(client, f"{repo}:{tag}")
+                t0 = time.perf_counter()
                 client.api.import_image_from_file(
                     str(tar), repository=repo, tag=tag,
                     changes=['CMD ["/bin/bash"]', "ENV LANG=C.UTF-8"],
                 )
+                log(f"  docker import -> {repo}:{tag} in {time.perf_counter() - t0:.1f} s")
             buildargs["BASE_IMAGE"] = f"{repo}:{tag}"
+    old = _inspect(client, spec.tag)
     _docker_build(client, spec, buildargs=buildargs, labels=labels, network=network, log=log, verbose=verbose)
+    new = _inspect(client, spec.tag)
+    if old is not None and new is not None and old["Id"] != new["Id"]:
+        _remove_quietly(client, old["Id"])
+    if old_rootfs is not None and old_rootfs["Id"] != (_inspect(client, buildargs["BASE_IMAGE"]) or {}).get("Id"):
+        # after the old image, which it was the parent of
+        _remove_quietly(client, old_rootfs["Id"])
+
+
+def _remove_quietly(client: docker.DockerClient, image_id: str) -> None:
+    """Drop the image a rebuild replaced, so rebuilds leave no dangling images; one still
+    used by a container or by a child image stays (the engine refuses, which is fine)."""
+    import docker.errors
+
+    try:
+        client.api.remove_image(image_id)
+    except docker.errors.APIError:
+        pass
 
 
 def build(
