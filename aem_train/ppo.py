@@ -138,7 +138,7 @@ def policy_loss(
     loss = aggregate(token_loss, m, loss_agg_mode)
     with torch.no_grad():
         metrics: dict[str, Any] = {
-            "pg_loss": float(loss),
+            "pg_loss": loss.item(),
             "approx_kl": float(masked_mean(torch.exp(-log_ratio) + log_ratio - 1.0, m)),
             "clip_frac": float(masked_mean((loss2 > loss1).to(m.dtype), m)),
             "clip_frac_low": float(masked_mean((ratio < 1.0 - clip_low).to(m.dtype), m)),
@@ -183,7 +183,7 @@ def value_loss(
         resid = ret - values
         var_res = masked_mean((resid - masked_mean(resid, m)) ** 2, m)
         ev = float(1.0 - var_res / var_ret) if float(var_ret) > 0 else float("nan")
-    return loss, {"vf_loss": float(loss), "vf_clip_frac": float(masked_mean(clip_active, m)), "explained_variance": ev}
+    return loss, {"vf_loss": loss.item(), "vf_clip_frac": float(masked_mean(clip_active, m)), "explained_variance": ev}
 
 
 def ppo_loss(
@@ -217,14 +217,14 @@ def ppo_loss(
         # sanitise padding first: a NaN there would leak into gradients through exp
         kl_tok = kl_k3(torch.where(live, logp, zero), torch.where(live, ref_logp.to(logp.dtype), zero))
         kl = aggregate(kl_tok, mask, config.loss_agg_mode)
-        metrics["kl_ref"] = float(kl)
+        metrics["kl_ref"] = kl.item()
         if config.kl_coef > 0:
             loss = loss + config.kl_coef * kl
     if config.entropy_coef > 0 and entropy is None:
         raise ValueError("entropy_coef > 0 needs entropy= (per-token entropy [B, T] of the current policy)")
     if entropy is not None:
         ent = aggregate(entropy, mask, config.loss_agg_mode)
-        metrics["entropy"] = float(ent)
+        metrics["entropy"] = ent.item()
         if config.entropy_coef > 0:
             loss = loss - config.entropy_coef * ent
     if values is not None:
@@ -233,5 +233,5 @@ def ppo_loss(
         vl, vmetrics = value_loss(values, old_values, returns, value_mask, config.value_clip)
         metrics.update(vmetrics)
         loss = loss + config.vf_coef * vl
-    metrics["loss"] = float(loss)
+    metrics["loss"] = loss.item()
     return loss, metrics

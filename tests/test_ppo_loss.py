@@ -1,0 +1,184 @@
+"""PPO loss functions: aggregation numbers, clip bounds, dual clip, masking, k3 KL, value loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from aem_train.ppo import PPOLossConfig, aggregate, kl_k3, policy_loss, ppo_loss, value_loss
+
+LENGTHS = [1, 2, 4]
+ADV = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+
+
+def padded(lengths: list[int] = LENGTHS, fill: float = float("nan")) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logp with grad, old_logp, mask) [B, T]; padding holds NaN so any leak shows."""
+    t = max(lengths)
+    mask = torch.zeros(len(lengths), t, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = True
+    base = torch.full((len(lengths), t), -0.7, dtype=torch.float64)
+    logp = torch.where(mask, base, torch.full_like(base, fill)).requires_grad_(True)
+    old = torch.where(mask, base, torch.full_like(base, fill))
+    return logp, old, mask
+
+
+def one_token(log_ratio: float, adv: float, **kw) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    logp = torch.tensor([[log_ratio]], dtype=torch.float64, requires_grad=True)
+    loss, m = policy_loss(logp, torch.zeros(1, 1, dtype=torch.float64), torch.tensor([adv]), torch.ones(1, 1), **kw)
+    loss.backward()
+    return loss, logp.grad, m
+
+
+def test_ratio_one_gives_minus_mean_advantage_in_both_aggregations():
+    logp, old, mask = padded()
+    # token-mean: -(1*1 - 2*2 + 0.5*4) / 7 = 1/7
+    loss, m = policy_loss(logp, old, ADV, mask, loss_agg_mode="token-mean")
+    assert loss.item() == pytest.approx(1 / 7, abs=1e-12)
+    assert m["loss_agg_mode"] == "token-mean" and m["ratio_mean"] == pytest.approx(1.0)
+    assert m["clip_frac"] == 0.0 and m["approx_kl"] == pytest.approx(0.0, abs=1e-12)
+    # response-mean: -(1 - 2 + 0.5) / 3 = 1/6: every response counts once, whatever its length
+    loss, m = policy_loss(logp, old, ADV, mask, loss_agg_mode="response-mean")
+    assert loss.item() == pytest.approx(1 / 6, abs=1e-12)
+    assert m["loss_agg_mode"] == "response-mean"
+    with pytest.raises(ValueError, match="loss_agg_mode"):
+        policy_loss(logp, old, ADV, mask, loss_agg_mode="seq-mean")
+
+
+def test_per_token_gradients_of_each_aggregation():
+    logp, old, mask = padded()
+    policy_loss(logp, old, ADV, mask, loss_agg_mode="response-mean")[0].backward()
+    # d loss / d logp at ratio 1 = -A / (len * B)
+    for b, n in enumerate(LENGTHS):
+        assert torch.allclose(logp.grad[b, :n], torch.full((n,), -ADV[b].item() / (n * 3), dtype=torch.float64))
+    logp.grad = None
+    policy_loss(logp, old, ADV, mask, loss_agg_mode="token-mean")[0].backward()
+    for b, n in enumerate(LENGTHS):
+        assert torch.allclose(logp.grad[b, :n], torch.full((n,), -ADV[b].item() / 7, dtype=torch.float64))
+
+
+def test_masked_padding_has_zero_gradient_and_no_nan():
+    logp, old, mask = padded()
+    for mode in ("token-mean", "response-mean"):
+        logp.grad = None
+        ent = torch.where(mask, torch.ones_like(logp), torch.full_like(logp, float("nan")))
+        loss, m = ppo_loss(logp, old, ADV, mask, PPOLossConfig(loss_agg_mode=mode, kl_coef=0.1, entropy_coef=0.01),
+                           ref_logp=old.clone(), entropy=ent)
+        loss.backward()
+        assert torch.isfinite(loss) and all(not isinstance(v, float) or math.isfinite(v) for v in m.values())
+        assert torch.all(logp.grad[~mask] == 0.0)
+        assert torch.all(logp.grad[mask] != 0.0)
+
+
+def test_empty_response_rows_are_skipped_in_response_mean():
+    logp, old, mask = padded([2, 0, 3], fill=0.0)
+    loss, _ = policy_loss(logp, old, torch.tensor([1.0, 5.0, 3.0]), mask, loss_agg_mode="response-mean")
+    assert loss.item() == pytest.approx(-(1.0 + 3.0) / 2)
+
+
+@pytest.mark.parametrize("clip_low,clip_high", [(0.2, 0.2), (0.2, 0.28)])
+def test_clipping_kicks_in_exactly_at_the_bounds(clip_low: float, clip_high: float):
+    kw = {"clip_low": clip_low, "clip_high": clip_high}
+    d = 1e-6
+    # A > 0: the objective stops growing at ratio 1 + clip_high
+    loss, grad, m = one_token(math.log(1 + clip_high - d), 1.0, **kw)
+    assert loss.item() == pytest.approx(-(1 + clip_high - d)) and grad.item() < 0 and m["clip_frac"] == 0.0
+    loss, grad, m = one_token(math.log(1 + clip_high + d), 1.0, **kw)
+    assert loss.item() == pytest.approx(-(1 + clip_high)) and grad.item() == 0.0 and m["clip_frac"] == 1.0
+    assert m["clip_frac_high"] == 1.0
+    # A > 0 below 1 - clip_low: not clipped (pessimistic bound keeps the gradient)
+    _, grad, m = one_token(math.log(1 - clip_low - 0.05), 1.0, **kw)
+    assert grad.item() < 0 and m["clip_frac"] == 0.0 and m["clip_frac_low"] == 1.0
+    # A < 0: the objective stops growing at ratio 1 - clip_low
+    loss, grad, m = one_token(math.log(1 - clip_low + d), -1.0, **kw)
+    assert loss.item() == pytest.approx(1 - clip_low + d) and grad.item() > 0
+    loss, grad, m = one_token(math.log(1 - clip_low - d), -1.0, **kw)
+    assert loss.item() == pytest.approx(1 - clip_low) and grad.item() == 0.0 and m["clip_frac"] == 1.0
+    # A < 0 above 1 + clip_high: not clipped
+    _, grad, _ = one_token(math.log(1 + clip_high + 0.05), -1.0, **kw)
+    assert grad.item() > 0
+
+
+def test_dual_clip_bounds_negative_advantages_only():
+    # A = -1, ratio 5: plain loss 5, dual clip c = 3 caps it at 3 with zero gradient
+    loss, grad, m = one_token(math.log(5.0), -1.0)
+    assert loss.item() == pytest.approx(5.0) and grad.item() > 0
+    loss, grad, m = one_token(math.log(5.0), -1.0, dual_clip=3.0)
+    assert loss.item() == pytest.approx(3.0) and grad.item() == 0.0 and m["dual_clip_frac"] == 1.0
+    loss, grad, m = one_token(math.log(2.0), -1.0, dual_clip=3.0)  # below c: untouched
+    assert loss.item() == pytest.approx(2.0) and grad.item() > 0 and m["dual_clip_frac"] == 0.0
+    loss, _, _ = one_token(math.log(5.0), 1.0, dual_clip=3.0)  # positive advantage: ordinary clip
+    assert loss.item() == pytest.approx(-1.2)
+    with pytest.raises(ValueError, match="dual_clip"):
+        one_token(0.0, -1.0, dual_clip=0.5)
+
+
+def test_gradient_signs():
+    # gradient descent on the loss raises log-probs of positive-advantage tokens, lowers negatives
+    _, grad, _ = one_token(0.0, 2.0)
+    assert grad.item() == pytest.approx(-2.0)
+    _, grad, _ = one_token(0.0, -2.0)
+    assert grad.item() == pytest.approx(2.0)
+    _, grad, _ = one_token(0.0, 0.0)
+    assert grad.item() == 0.0
+
+
+def test_k3_kl_nonnegative_zero_at_equality_and_unbiased():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1000, generator=gen, dtype=torch.float64), torch.randn(1000, generator=gen, dtype=torch.float64)
+    assert torch.all(kl_k3(a, b) >= 0)
+    assert torch.all(kl_k3(a, a) == 0)
+    # E_{x~p}[k3] = KL(p || q) for categorical p, q
+    p = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    q = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    exact = torch.sum(p * (p.log() - q.log()))
+    x = torch.multinomial(p, 200_000, replacement=True, generator=gen)
+    est = kl_k3(p.log()[x], q.log()[x]).mean()
+    assert est.item() == pytest.approx(exact.item(), rel=0.03)
+
+
+def test_value_loss_clipping_hand_computed():
+    v = torch.tensor([1.5, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
+    old = torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64)
+    ret = torch.tensor([2.0, 1.0, 2.0], dtype=torch.float64)
+    # row 0: v moved 0.5 > 0.2: clipped value 1.2; errors (0.5)^2 = 0.25 vs (0.8)^2 = 0.64 -> 0.64
+    # row 1: 1.0; row 2: 0 -> loss = 0.5 * (0.64 + 1 + 0) / 3
+    loss, m = value_loss(v, old, ret, clip=0.2)
+    assert loss.item() == pytest.approx(0.5 * 1.64 / 3)
+    assert m["vf_clip_frac"] == pytest.approx(1 / 3)
+    loss.backward()
+    assert v.grad[0].item() == 0.0  # clipped branch active: no gradient
+    loss_u, _ = value_loss(v, old, ret, clip=None)
+    assert loss_u.item() == pytest.approx(0.5 * 1.25 / 3)
+
+
+def test_ppo_loss_combines_terms():
+    logp, old, mask = padded(fill=0.0)
+    ent = torch.where(mask, torch.full_like(logp, 2.0), torch.zeros_like(logp))
+    ref = old - 0.1  # k3 with d = -0.1 on every token: e^-0.1 + 0.1 - 1
+    k3 = math.exp(-0.1) + 0.1 - 1
+    v = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
+    cfg = PPOLossConfig(kl_coef=0.5, entropy_coef=0.01, vf_coef=0.5, value_clip=None)
+    loss, m = ppo_loss(logp, old, ADV, mask, cfg, ref_logp=ref, entropy=ent, values=v, old_values=v,
+                       returns=torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64))
+    assert m["kl_ref"] == pytest.approx(k3) and m["entropy"] == pytest.approx(2.0)
+    assert m["vf_loss"] == pytest.approx(0.5)
+    assert loss.item() == pytest.approx(1 / 7 + 0.5 * k3 - 0.01 * 2.0 + 0.5 * 0.5)
+    assert m["loss"] == pytest.approx(loss.item()) and m["loss_agg_mode"] == "token-mean"
+    with pytest.raises(ValueError, match="ref_logp"):
+        ppo_loss(logp, old, ADV, mask, PPOLossConfig(kl_coef=0.1))
+    with pytest.raises(ValueError, match="entropy"):
+        ppo_loss(logp, old, ADV, mask, PPOLossConfig(entropy_coef=0.1))
+    with pytest.raises(ValueError, match="advantages"):
+        policy_loss(logp, old, torch.ones(2), mask)
+
+
+def test_aggregate_token_level_advantages_accepted():
+    logp, old, mask = padded(fill=0.0)
+    adv_tok = ADV[:, None].expand(-1, logp.shape[1])
+    a, _ = policy_loss(logp, old, adv_tok, mask)
+    b, _ = policy_loss(logp, old, ADV, mask)
+    assert a.item() == pytest.approx(b.item())
+    assert aggregate(torch.ones_like(logp), mask, "response-mean").item() == pytest.approx(1.0)
