@@ -27,6 +27,11 @@ class HouseholdEnv(TextEnv):
     Difficulty knobs: ``rooms`` (1-4), ``receptacles_per_room`` (3-12; rooms with fewer kinds
     available get fewer), ``distractors`` (extra objects). ``show_admissible=False`` leaves the
     admissible list out of observations (harder; :meth:`admissible_actions` still works).
+
+    ``oracle="search"`` (default): the expert knows the layout and what the agent has seen, and
+    searches plausible receptacles for what it has not seen, so its demonstrations can be
+    imitated from observations alone. ``oracle="informed"``: it knows where everything is
+    (ALFWorld's handcoded expert), giving the shortest plans. See ``planner.py``.
     """
 
     version = GENERATOR_VERSION
@@ -45,11 +50,15 @@ class HouseholdEnv(TextEnv):
         receptacles_per_room: int = 7,
         distractors: int = 6,
         show_admissible: bool = True,
+        oracle: str = "search",
         **kwargs,
     ):
         super().__init__(**kwargs)  # split, max_turns, invalid_action, render_mode
         self.layout = Layout(rooms, receptacles_per_room, distractors)
         self.show_admissible = show_admissible
+        if oracle not in ("search", "informed"):
+            raise ValueError(f"oracle={oracle!r} is unknown; use 'search' or 'informed'")
+        self.oracle = oracle
         self.world: World | None = None
 
     @property
@@ -83,7 +92,7 @@ class HouseholdEnv(TextEnv):
         return Outcome(self._with_actions(feedback))
 
     def oracle_action(self) -> str:
-        return next_action(self._world())
+        return next_action(self._world(), informed=self.oracle == "informed")
 
     def admissible_actions(self) -> list[str]:
         return list(self._world().admissible())

@@ -116,6 +116,9 @@ class World:
         self.room_index = {name: i for i, name in enumerate(rooms)}
         self.targets = [i for i, r in enumerate(receptacles) if r.kind == goal.recep_kind]
         self.lamps = [i for i, t in enumerate(things) if t.light_source]
+        # Receptacles whose contents the agent has seen. Only the agent moves things, so what it
+        # saw stays true; the searching expert plans from this instead of hidden contents.
+        self.seen = [False] * len(receptacles)
         self._adm: dict[str, tuple[str, int]] | None = None
 
     # ------------------------------------------------------------------ queries
@@ -230,12 +233,15 @@ class World:
         self._adm = None  # every other operation changes the state
         if op == "goto":
             self.at = arg
+            if receps[arg].accessible:
+                self.seen[arg] = True
             return f"You arrive at {receps[arg].name}. {self.describe_recep(arg)}"
         if op == "room":
             self.room, self.at = arg, None
             return f"You arrive at the {self.rooms[arg]}. {self.describe_room()}"
         if op == "open":
             receps[arg].is_open = True
+            self.seen[arg] = True
             return f"You open the {receps[arg].name}. {self.describe_recep(arg)}"
         if op == "close":
             receps[arg].is_open = False
