@@ -111,7 +111,7 @@ def policy_loss(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Clipped PPO surrogate on response tokens: ``(loss, metrics)``.
 
-    Metrics: ``pg_loss``, ``approx_kl`` (k3 of old vs new, masked token mean), ``clip_frac``
+    Metrics: ``pg_loss``, ``approx_kl`` (k3 estimate of KL(old || new), masked token mean), ``clip_frac``
     (tokens where the clipped branch is active), ``clip_frac_low/high`` (ratio beyond each
     bound), ``dual_clip_frac``, ``ratio_mean``, ``ratio_max``, ``loss_agg_mode``.
     """
@@ -139,7 +139,8 @@ def policy_loss(
     with torch.no_grad():
         metrics: dict[str, Any] = {
             "pg_loss": loss.item(),
-            "approx_kl": float(masked_mean(torch.exp(-log_ratio) + log_ratio - 1.0, m)),
+            # tokens were sampled from pi_old, so (r - 1) - log r estimates KL(pi_old || pi) (CleanRL's)
+            "approx_kl": float(masked_mean((ratio - 1.0) - log_ratio, m)),
             "clip_frac": float(masked_mean((loss2 > loss1).to(m.dtype), m)),
             "clip_frac_low": float(masked_mean((ratio < 1.0 - clip_low).to(m.dtype), m)),
             "clip_frac_high": float(masked_mean((ratio > 1.0 + clip_high).to(m.dtype), m)),

@@ -182,3 +182,11 @@ def test_aggregate_token_level_advantages_accepted():
     b, _ = policy_loss(logp, old, ADV, mask)
     assert a.item() == pytest.approx(b.item())
     assert aggregate(torch.ones_like(logp), mask, "response-mean").item() == pytest.approx(1.0)
+
+
+def test_approx_kl_metric():
+    # log ratio 0.1: (e^0.1 - 1) - 0.1 = 0.0051709, the k3 estimate of KL(old || new)
+    _, _, m = one_token(0.1, 1.0)
+    assert m["approx_kl"] == pytest.approx(math.exp(0.1) - 1.1, rel=1e-9)
+    _, _, m = one_token(-0.1, 1.0)
+    assert m["approx_kl"] == pytest.approx(math.exp(-0.1) - 0.9, rel=1e-9)
