@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from aem_envs.core import InvalidAction, Outcome, TaskIds, TextEnv
 from aem_envs.envs.household.generate import GENERATOR_VERSION, Layout, generate
 from aem_envs.envs.household.planner import next_action
-from aem_envs.envs.household.world import World
+from aem_envs.envs.household.world import INSPECT_OPS, World
 
 SUCCESS_REWARD = 10.0
 _TRAIN = TaskIds("household-train-", 0, 10_000)
@@ -87,7 +87,7 @@ class HouseholdEnv(TextEnv):
                 reason += ". " + self._actions_line()
             raise InvalidAction(reason)
         feedback = w.execute(*op)
-        if w.goal_satisfied():
+        if op[0] not in INSPECT_OPS and w.goal_satisfied():
             return Outcome(feedback, reward=SUCCESS_REWARD, done=True, success=True)
         return Outcome(self._with_actions(feedback))
 
@@ -104,7 +104,7 @@ class HouseholdEnv(TextEnv):
         return self.world
 
     def _actions_line(self) -> str:
-        return "Admissible actions: " + ", ".join(self._world().admissible())
+        return self._world().admissible_text()
 
     def _with_actions(self, text: str) -> str:
         return f"{text}\n{self._actions_line()}" if self.show_admissible else text

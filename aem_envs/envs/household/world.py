@@ -25,6 +25,9 @@ TASK_TYPES: tuple[str, ...] = (
     "pick_two_obj_and_place",
 )
 
+#: Operations that only report; they never change the state (nor the goal's status).
+INSPECT_OPS = frozenset({"look", "inventory", "examine_recep", "examine_thing"})
+
 COMMANDS_HELP = (
     "go to X, open X, close X, take X from Y, put X in/on Y, clean X with Y, heat X with Y, "
     "cool X with Y, use X, look, inventory, examine X"
@@ -120,6 +123,7 @@ class World:
         # saw stays true; the searching expert plans from this instead of hidden contents.
         self.seen = [False] * len(receptacles)
         self._adm: dict[str, tuple[str, int]] | None = None
+        self._adm_text: str | None = None
 
     # ------------------------------------------------------------------ queries
     def where(self) -> str:
@@ -183,6 +187,12 @@ class World:
         self._adm = acts
         return acts
 
+    def admissible_text(self) -> str:
+        """'Admissible actions: a, b, ...' (cached with the admissible set)."""
+        if self._adm is None or self._adm_text is None:
+            self._adm_text = "Admissible actions: " + ", ".join(self.admissible())
+        return self._adm_text
+
     def lookup(self, command: str) -> tuple[str, int] | None:
         """The admissible operation ``command`` names, tolerating case, spacing and in/on."""
         acts = self.admissible()
@@ -228,9 +238,9 @@ class World:
     def execute(self, op: str, arg: int) -> str:
         """Apply an admissible operation (from :meth:`lookup`) and return the feedback text."""
         receps, things = self.receps, self.things
-        if op in ("look", "inventory", "examine_recep", "examine_thing"):
+        if op in INSPECT_OPS:
             return self._inspect(op, arg)
-        self._adm = None  # every other operation changes the state
+        self._adm = self._adm_text = None  # every other operation changes the state
         if op == "goto":
             self.at = arg
             if receps[arg].accessible:
