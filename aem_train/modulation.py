@@ -54,7 +54,7 @@ import numpy as np
 
 from aem_train.rows import Row
 
-__all__ = ["ResponseStats", "aem_alpha", "empg_modulate", "apply_modulation", "scope_ids_for"]
+__all__ = ["ResponseStats", "response_mean_entropy", "aem_alpha", "empg_modulate", "apply_modulation", "scope_ids_for"]
 
 METHODS = ("none", "aem", "empg")
 SCOPES = ("group", "trajectory", "batch")
@@ -86,6 +86,19 @@ def _scope_mean(values: np.ndarray, scope: np.ndarray, weights: np.ndarray | Non
     num = np.bincount(scope, weights=values * wts)
     den = np.bincount(scope, weights=wts)
     return (num / den)[scope]
+
+
+def response_mean_entropy(token_entropy: Any, mask: Any) -> Any:
+    """Hbar per response from padded ``[B, T]`` token entropies and response mask (0 if no tokens).
+
+    Call it on the old-policy forward pass's entropies (no gradient needed); numpy or torch.
+    """
+    ent, template = _to_numpy(token_entropy)
+    m = _to_numpy(mask)[0].astype(np.float64)
+    if ent.shape != m.shape or ent.ndim != 2:
+        raise ValueError(f"token_entropy {ent.shape} and mask {m.shape} must both be [B, T]")
+    total = np.where(m > 0, ent.astype(np.float64), 0.0).sum(axis=1)
+    return _like(total / np.maximum(m.sum(axis=1), 1.0), template)
 
 
 def aem_alpha(

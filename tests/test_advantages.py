@@ -85,8 +85,9 @@ def test_groups_are_independent_and_singletons_get_zero():
 
 
 def test_equal_returns_give_zero_not_nan():
-    a = grpo_advantages([1.0, 1.0, 1.0], [0, 0, 0], [0, 1, 2])
-    assert np.all(a == 0.0)
+    for eps in (1e-6, 0.0):
+        a = grpo_advantages([1.0, 1.0, 1.0], [0, 0, 0], [0, 1, 2], eps=eps)
+        assert np.all(a == 0.0)
 
 
 def test_return_source_field_survives_dropped_rows():

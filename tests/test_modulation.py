@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aem_train.modulation import ResponseStats, aem_alpha, apply_modulation, scope_ids_for
+from aem_train.modulation import ResponseStats, aem_alpha, apply_modulation, response_mean_entropy, scope_ids_for
 from aem_train.rows import Row
 
 E = np.e
@@ -185,6 +185,15 @@ def test_rows_and_torch_inputs():
     a = aem_alpha(torch.tensor([0.2, 0.7, 1.2], dtype=torch.float64), torch.tensor([0, 0, 0]))
     assert isinstance(a, torch.Tensor) and a.dtype == torch.float64
     np.testing.assert_allclose(a.numpy(), [1.5194412, 0.9215877, 0.5589712], atol=1e-7)
+
+
+def test_response_mean_entropy_from_padded_tensors():
+    ent = torch.tensor([[1.0, 2.0, float("nan")], [3.0, float("nan"), float("nan")], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=torch.bool)
+    h = response_mean_entropy(ent, mask)
+    assert isinstance(h, torch.Tensor)
+    np.testing.assert_allclose(h.numpy(), [1.5, 3.0, 0.0])
+    np.testing.assert_allclose(response_mean_entropy(ent.numpy(), mask.numpy()), [1.5, 3.0, 0.0])
 
 
 # ---------------------------------------------------------------- EMPG
