@@ -249,6 +249,10 @@ def test_one_object_in_hand_and_put_in_on_aliases():
     assert info["action_valid"]
     assert obs.startswith(f"You put the {held} {rec.prep} the {rec.name}.")
     assert env.world.held is None
+    *_, info = act(env, f"take {held} from {rec.name}")
+    assert info["action_valid"]
+    *_, info = act(env, f"put {held} in/on {rec.name}")  # ALFWorld's literal form
+    assert info["action_valid"] and env.world.held is None
 
 
 def test_clean_heat_cool_and_lamp_change_state():
