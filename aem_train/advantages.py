@@ -245,7 +245,8 @@ def gigpo_advantages(
     _, gix = np.unique(gid, return_inverse=True)
     # anchor state = (group, observation): identical observations in different tasks never compare
     anchor_index: dict[tuple[int, Hashable], int] = {}
-    anchor = np.fromiter((anchor_index.setdefault((int(gi), o), len(anchor_index)) for gi, o in zip(gix, obs)), np.int64, n)
+    keys = zip(gix.tolist(), obs)
+    anchor = np.fromiter((anchor_index.setdefault(key, len(anchor_index)) for key in keys), np.int64, n)
     mean, std, count = _group_mean_std(g, anchor, ddof)
     a_step = g - mean[anchor]
     if std_normalize:

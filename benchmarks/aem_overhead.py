@@ -60,7 +60,9 @@ def make_rows(groups: int, trajs: int, mean_turns: int, mean_tokens: int, seed: 
     return rows
 
 
-def timed(fn: Callable[[], object], repeats: int, warmup: bool = True, sync: Callable[[], None] = lambda: None) -> float:
+def timed(
+    fn: Callable[[], object], repeats: int, warmup: bool = True, sync: Callable[[], None] = lambda: None
+) -> float:
     if warmup:
         fn()
     times = []
@@ -122,6 +124,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     max_len = max(r.num_tokens for r in rows)
     ids, old, mask = (x.to(dev) for x in padded_batch(rows, max_len))
+    ids = ids % args.vocab  # synthetic token ids must fit the tiny vocabulary
     adv = torch.from_numpy(apply_modulation(stats, base, "aem")[0]).float().to(dev)
     cfg = PPOLossConfig(clip_high=0.28, loss_agg_mode="response-mean")
 
@@ -176,11 +179,23 @@ def main() -> None:
         "hidden": args.hidden,
         "vocab": args.vocab,
     }
-    print(f"batch: {len(rows)} responses ({args.groups} groups x {args.trajs} trajectories), {n_tokens} response tokens, T={max_len}")
-    print(f"AEM step (rows -> stats -> alpha -> advantages): {t_aem * 1e3:8.2f} ms   (on arrays {t_arrays * 1e3:.2f} ms, aem_alpha alone {t_alpha * 1e3:.2f} ms)")
-    print(f"EMPG step:                                      {t_empg * 1e3:8.2f} ms")
-    print(f"PPO loss fwd+bwd on [B, T] log-probs:           {t_loss * 1e3:8.2f} ms   AEM = {figures['aem_pct_of_ppo_loss']:.1f}% of it")
-    print(f"tiny model (h={args.hidden}, V={args.vocab}) fwd+bwd + loss:  {t_model * 1e3:8.2f} ms   AEM = {figures['aem_pct_of_tiny_model']:.2f}% of it")
+    print(
+        f"batch: {len(rows)} responses ({args.groups} groups x {args.trajs} trajectories), "
+        f"{n_tokens} response tokens, T={max_len}, device {dev}"
+    )
+    print(
+        f"AEM step (rows -> stats -> alpha -> advantages): {t_aem * 1e3:10.2f} ms "
+        f"(on arrays {t_arrays * 1e3:.2f} ms, aem_alpha alone {t_alpha * 1e3:.2f} ms)"
+    )
+    print(f"EMPG step:                                       {t_empg * 1e3:10.2f} ms")
+    print(
+        f"PPO loss fwd+bwd on [B, T] log-probs:            {t_loss * 1e3:10.2f} ms "
+        f"AEM = {figures['aem_pct_of_ppo_loss']:.1f}% of it"
+    )
+    print(
+        f"tiny model (h={args.hidden}, V={args.vocab}) fwd+bwd + loss:   {t_model * 1e3:10.2f} ms "
+        f"AEM = {figures['aem_pct_of_tiny_model']:.2f}% of it"
+    )
     if args.json:
         print(json.dumps(figures))
 

@@ -10,7 +10,6 @@ from aem_train.advantages import (
     compute_gae,
     discounted_returns_to_go,
     gae_advantages,
-    gigpo_advantages,
     grpo_advantages,
     rloo_advantages,
 )
@@ -78,7 +77,8 @@ def test_group_statistics_count_each_trajectory_once():
 
 
 def test_groups_are_independent_and_singletons_get_zero():
-    rows = make_traj(0, 0, [10.0]) + make_traj(0, 1, [0.0]) + make_traj(1, 2, [5.0, 5.0]) + make_traj(2, 3, [0.0]) + make_traj(2, 4, [10.0])
+    rows = make_traj(0, 0, [10.0]) + make_traj(0, 1, [0.0]) + make_traj(1, 2, [5.0, 5.0])
+    rows += make_traj(2, 3, [0.0]) + make_traj(2, 4, [10.0])
     a = compute_advantages(rows, "grpo", eps=0.0)
     np.testing.assert_allclose(a, [S2, -S2, 0.0, 0.0, -S2, S2], atol=1e-9)
     assert np.all(compute_advantages(rows, "rloo")[2:4] == 0.0)
