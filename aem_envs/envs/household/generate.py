@@ -13,7 +13,6 @@ import random
 from dataclasses import dataclass
 
 from aem_envs.envs.household.catalog import (
-    APPLIANCE,
     LAMP,
     LOOK_OBJECTS,
     OBJECTS,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from aem_envs.envs.household.catalog import OBJECTS, RECEPTACLES
+from aem_envs.envs.household.catalog import OBJECTS
 
 HELD = -1  # Thing.loc of the object in the agent's hands
 
