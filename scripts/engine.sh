@@ -48,7 +48,11 @@ else
     echo "engine.sh: starting dockerd (log: $LOG)"
     # setsid: the daemon must outlive this script and the shell/CI step that ran it.
     setsid dockerd >"$LOG" 2>&1 < /dev/null &
+    started_pid=$!
 fi
+
+# Alive: the process we started (which may still be exec'ing into dockerd) or any dockerd.
+alive() { { [ -n "${started_pid:-}" ] && kill -0 "$started_pid" 2>/dev/null; } || pgrep -x dockerd >/dev/null 2>&1; }
 
 deadline=$((SECONDS + WAIT_S))
 while [ "$SECONDS" -lt "$deadline" ]; do
@@ -56,7 +60,7 @@ while [ "$SECONDS" -lt "$deadline" ]; do
         echo "engine.sh: docker engine ready ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
         exit 0
     fi
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
+    if ! alive; then
         tail -n 20 "$LOG" >&2 2>/dev/null || true
         die "dockerd exited during start-up; see $LOG"
     fi
