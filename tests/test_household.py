@@ -305,6 +305,9 @@ def test_invalid_actions_get_specific_reasons():
         f"put {thing} in fridge 1": f"you are not carrying {thing} (your hands are empty)",
         f"heat {thing} with microwave 1": f"you are not carrying {thing}",
         f"examine {thing}": "you can only examine the receptacle you are at or the object you carry",
+        f"pick up {thing}": "say 'take X from Y'",
+        f"move {thing} to bed 1": "say 'put X in Y' or 'put X on Y'",
+        "take": "say 'take X from Y'",
     }
     for action, expected in cases.items():
         obs, r, te, tr, info = act(env, action)

@@ -87,7 +87,7 @@ def a_list(names: list[str]) -> str:
 
 _PUT_RE = re.compile(r"^put (.+?) (?:in/on|in|on|into|onto|to) (.+)$")
 _TOOL_RE = re.compile(r"^(clean|heat|cool) (.+?) (?:with|using|in) (.+)$")
-_TAKE_RE = re.compile(r"^(?:take|pick up|get) (.+?) from (.+)$")
+_TAKE_RE = re.compile(r"^take (.+?) from (.+)$")
 
 
 def normalize(command: str) -> str:
@@ -357,7 +357,11 @@ class World:
                 return f"{rec.name} cannot be opened or closed"
             self._must_be_at(r)
             return f"{rec.name} is already {'open' if rec.is_open else 'closed'}"
-        elif verb in ("take", "pick", "get"):
+        elif verb in ("pick", "get", "grab"):
+            return "to pick something up, say 'take X from Y'"
+        elif verb in ("move", "place", "drop"):
+            return "to put something down, say 'put X in Y' or 'put X on Y'"
+        elif verb == "take":
             m = _TAKE_RE.match(cmd)
             if not m:
                 return "say 'take X from Y' with X an object you see at receptacle Y"
