@@ -1,0 +1,181 @@
+"""Bash fragments that run inside the sandbox container.
+
+They use only bash builtins on their hot paths (no fork per command), so a command costs
+one ``printf`` to the watchdog FIFO and one marker ``printf`` on top of the command itself.
+"""
+
+from __future__ import annotations
+
+#: Directory (tmpfs, agent-owned) holding the watchdog FIFO and timeout flags.
+STATE_DIR = "/run/aem/sh"
+
+# Kill every process this uid can signal except the caller and (without "all") the persistent
+# shell. Processes are frozen (STOP) before being killed so a fork bomb cannot outrun the
+# sweep; rounds repeat until a sweep finds nothing. Root-owned processes (init, the keeper)
+# cannot be signalled by the agent uid and are skipped by the failing ``kill``.
+KILLALL = r"""
+__aem_killall() {
+  local round p pid found st
+  for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    found=
+    for p in /proc/[0-9]*; do
+      pid=${p#/proc/}
+      [ "$pid" = "$BASHPID" ] && continue
+      [ -z "$1" ] && [ "$pid" = "$__aem_shell" ] && continue
+      read -r st 2>/dev/null < "$p/stat" || continue
+      st=${st##*) }; [ "${st%% *}" = Z ] && continue
+      kill -STOP "$pid" 2>/dev/null && found="$found $pid"
+    done
+    [ -z "$found" ] && return 0
+    kill -KILL $found 2>/dev/null
+  done
+  return 1
+}
+"""
+
+# The watchdog: a background subshell that enforces each command's deadline *inside* the
+# container. Protocol on the FIFO: "s SEQ SECONDS" when a command starts, "d SEQ" when it ends.
+# On a deadline it flags t$SEQ, kills everything but the shell, and if the shell itself does
+# not finish within the grace (a builtin loop such as `while :; do :; done`) kills the shell
+# too. It polls the shell every 0.2 s; when the shell is gone (exit, exec, kill -9 $$) it
+# prints "<death token> DEAD <status>" on the shell's original stdout (fd 4) and exits, so
+# the host learns at once even if background children keep the output pipe open.
+WATCHDOG = r"""
+__aem_wd_start() {
+  { exec 8>&-; } 2>/dev/null
+  rm -f "$__aem_d/wd"; mkfifo -m 600 "$__aem_d/wd"
+  (
+    trap '' INT TERM HUP QUIT
+    exec 3<>"$__aem_d/wd"
+    seq=; dl=0; grace=
+    while :; do
+      if read -r -t 0.2 op s2 t <&3; then
+        if [ "$op" = s ]; then
+          seq=$s2; grace=; dl=$(( ${EPOCHREALTIME/./} + 10#${t/./} * 1000 ))
+        elif [ "$op" = d ] && [ "$s2" = "$seq" ]; then
+          seq=
+        fi
+      fi
+      if ! kill -0 "$__aem_shell" 2>/dev/null; then
+        st=-1; read -r st 2>/dev/null < "$__aem_d/exit"
+        printf '\n%s DEAD %s\n' "$__aem_dtok" "$st" >&4
+        exit 0
+      fi
+      if [ -n "$seq" ] && [ "${EPOCHREALTIME/./}" -ge "$dl" ]; then
+        if [ -z "$grace" ]; then
+          : > "$__aem_d/t$seq"
+          __aem_killall ""
+          grace=1; dl=$(( ${EPOCHREALTIME/./} + __AEM_GRACE_US ))
+        else
+          __aem_killall all
+        fi
+      fi
+    done
+  ) </dev/null >/dev/null 2>&1 4>&9 &
+  __aem_wd=$!
+  exec 8<>"$__aem_d/wd"
+}
+"""
+
+def bootstrap(
+    token: str,
+    workdir: str,
+    scratch: str,
+    cleanup: bool,
+    restore_bytes: int | None,
+    git_restore: bool,
+    death_token: str,
+    grace: float = 1.0,
+) -> str:
+    """The script a fresh shell runs first; ends by printing ``\\n<token> READY <rc>``.
+
+    ``cleanup`` kills every process left by an earlier shell and wipes ``scratch``;
+    ``restore_bytes`` (with ``cleanup``) empties ``workdir`` and extracts the next
+    ``restore_bytes`` bytes of stdin (a tar) into it; ``git_restore`` instead runs
+    ``git reset --hard && git clean -fdx`` in ``workdir``.
+    """
+    lines = [
+        "exec 2>&1",
+        "set +o history 2>/dev/null; set +e +u +x +v",
+        f"__aem_d={STATE_DIR}; __aem_shell=$$; __aem_rc=0; __aem_dtok={death_token}",
+        KILLALL,
+        WATCHDOG.replace("__AEM_GRACE_US", str(int(grace * 1e6))),
+    ]
+    if cleanup:
+        lines += [
+            "cd /",
+            '__aem_killall "" || __aem_rc=1',
+            f"find {scratch} -mindepth 1 -delete 2>/dev/null",
+        ]
+        if git_restore:
+            lines.append(
+                f"cd {workdir} && git reset -q --hard && git clean -qfdx || __aem_rc=2"
+            )
+        elif restore_bytes is not None:
+            lines.append(
+                f"chmod -R u+rwX {workdir} 2>/dev/null; find {workdir} -mindepth 1 -delete 2>/dev/null; "
+                f"/usr/bin/head -c {restore_bytes} | {{ /usr/bin/tar -x -p --no-same-owner -f - -C {workdir}; "
+                f"__r=$?; /usr/bin/cat >/dev/null; exit $__r; }} || __aem_rc=3"
+            )
+            lines.append("__AEM_PAYLOAD__")
+        else:
+            lines.append(
+                f"chmod -R u+rwX {workdir} 2>/dev/null; find {workdir} -mindepth 1 -delete 2>/dev/null"
+            )
+    lines += [
+        'mkdir -p "$__aem_d" "$HOME" 2>/dev/null; rm -f "$__aem_d"/t* "$__aem_d/exit" 2>/dev/null',
+        "exec 9>&1",
+        "trap 'builtin printf %s \"$?\" > \"$__aem_d/exit\"' EXIT",
+        "__aem_wd_start",
+        f"cd {workdir} 2>/dev/null || __aem_rc=4",
+        f"printf '\\n%s READY %s\\n' {token[:8]}{token[8:]} \"$__aem_rc\"",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ansi_c_quote(cmd: str) -> str:
+    """``cmd`` as a bash ``$'...'`` word: every byte outside a safe set is ``\\xHH``.
+
+    The command reaches ``eval`` byte for byte, whatever quotes, newlines or heredocs it
+    holds; an unbalanced quote becomes eval's syntax error, not a broken protocol.
+    """
+    out = []
+    for b in cmd.encode("utf-8", errors="surrogateescape"):
+        c = chr(b)
+        if c.isalnum() and b < 128 or c in " _-./,:=+@%^~[]{}()<>|&;*?!#$`\"":
+            out.append(c)
+        elif b == 0:
+            continue  # bash strings cannot hold NUL
+        else:
+            out.append(f"\\x{b:02x}")
+    return "$'" + "".join(out) + "'"
+
+
+def command_line(cmd: str, seq: int, timeout: float, token: str) -> str:
+    """One line the persistent shell executes for ``cmd``.
+
+    The end marker is printed from two halves so the literal token never appears in the
+    command text (``set -x`` traces cannot imitate it). Exit status and timeout flag follow
+    the token. ``</dev/null``: interactive programs see EOF instead of eating the protocol.
+    """
+    a, b = token[: len(token) // 2], token[len(token) // 2 :]
+    t = f"{max(timeout, 0.05):.3f}"
+    return (
+        f"builtin kill -0 \"$__aem_wd\" 2>/dev/null || __aem_wd_start; "
+        f"builtin printf 's {seq} {t}\\n' >&8; "
+        f"builtin eval {ansi_c_quote(cmd)} </dev/null 8>&- 9>&-; "
+        f"__aem_ec=$?; builtin printf 'd {seq}\\n' >&8; "
+        f"if [ -e \"$__aem_d/t{seq}\" ]; then __aem_to=1; else __aem_to=0; fi; "
+        f"builtin printf '\\n%s%s %s %s\\n' {a} {b} \"$__aem_ec\" \"$__aem_to\" >&9\n"
+    )
+
+
+def put_line(path: str, nbytes: int, token: str) -> str:
+    """Extract the next ``nbytes`` of stdin (a tar) into ``path`` from the persistent shell."""
+    a, b = token[: len(token) // 2], token[len(token) // 2 :]
+    q = ansi_c_quote(path)
+    return (
+        f"/usr/bin/head -c {nbytes} | {{ /usr/bin/mkdir -p {q} && "
+        f"/usr/bin/tar -x -p --no-same-owner -f - -C {q}; __r=$?; /usr/bin/cat >/dev/null; exit $__r; }}; "
+        f"__aem_ec=$?; builtin printf '\\n%s%s %s 0\\n' {a} {b} \"$__aem_ec\" >&9\n"
+    )
