@@ -1,0 +1,550 @@
+"""The benchmark grid: baseline vs AEM (arXiv 2605.00425) across environments, one run per cell.
+
+``aem-train bench --preset quick`` (or ``--config BENCH.yaml``) expands a bench spec into cells
+``env x estimator x method x seed``; each cell is an ordinary training run directory
+``OUT/<env-name>/<estimator>-<method>/seed<k>/`` written by :func:`aem_train.trainer.train`.
+
+A bench YAML (see ``aem_train/presets/*.yaml``)::
+
+    name: quick
+    description: one paragraph that goes into the report
+    out: runs/bench/quick             # default --out
+    common: {train: {iterations: 6}}  # config overrides for every cell (nested or dotted keys)
+    setup:                            # how each env's starting checkpoint is made
+      kind: tiny                      # tiny: build model + tokenizer, then SFT | none: use model.path as is
+      model_preset: tiny              # aem_train.tiny.PRESETS
+      shared: true                    # one model/tokenizer for all envs (SFT is always per env)
+      init_episodes: 200              # corpus episodes per env for the tokenizer
+      sft: {episodes: 200, steps: 150}   # aem_train.sft.SFTConfig fields; null = no SFT
+    envs:
+      household: {id: aem/Household-v0, overrides: {...}, setup: {sft: {steps: 100}}}
+    grid: {estimators: [grpo], methods: [none, aem], seeds: [0, 1]}
+
+The grid is resumable and runs one cell at a time: a cell with ``final.json`` is skipped, any
+other cell is (re)started with ``resume=True`` so the trainer continues from its checkpoint; a
+cell that raises is recorded and the grid goes on (a rerun retries it). The setup is cached in
+``OUT/setup/`` and skipped when its ``setup.json`` (written last) matches the recipe. Cells of
+Docker envs are skipped with one line when no Docker engine answers. At the end the results
+table is printed and :func:`aem_train.report.write_report` writes ``OUT/report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fnmatch
+import hashlib
+import inspect
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aem_train import config as config_mod
+from aem_train.config import Config, ConfigError
+from aem_train.report import ESTIMATORS, METHODS, discover, results_table, diff_table, run_name, summarize, write_report
+
+#: Env ids whose episodes run in Docker sandboxes.
+DOCKER_ENV_IDS = frozenset({"aem/Shell-v0", "aem/CodeRepair-v0"})
+PRESET_NAMES = ("quick", "standard", "paper")
+SETUP_KEYS = {"kind", "model_preset", "shared", "init_episodes", "sft", "model"}
+TrainFn = Callable[..., dict]
+
+
+# ------------------------------------------------------------------------------------- spec
+@dataclass
+class EnvEntry:
+    name: str  # directory name under OUT
+    id: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted config overrides
+    setup: dict[str, Any] = field(default_factory=dict)  # resolved recipe (defaults <- env's)
+
+
+@dataclass
+class BenchSpec:
+    name: str
+    description: str
+    common: dict[str, Any]  # dotted config overrides
+    envs: list[EnvEntry]
+    estimators: list[str]
+    methods: list[str]
+    seeds: list[int]
+    out: str
+    n_boot: int = 10_000
+    source: str = ""  # the YAML it came from
+
+
+@dataclass
+class CellPlan:
+    env: EnvEntry
+    estimator: str
+    method: str
+    seed: int
+    run_dir: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.env.name}/{run_name(self.estimator, self.method)}/seed{self.seed}"
+
+    @property
+    def finished(self) -> bool:
+        return (self.run_dir / "final.json").is_file()
+
+
+def _flatten(overrides: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """``{"train": {"iterations": 6}, "algo.lam": 1}`` -> ``{"train.iterations": 6, "algo.lam": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in (overrides or {}).items():
+        if "." in k:
+            out[k] = v
+        elif isinstance(v, dict):
+            for kk, vv in v.items():
+                out[f"{k}.{kk}"] = vv
+        else:
+            raise ConfigError(f"{where}: '{k}' must be a section mapping or a dotted key like train.iterations")
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in (extra or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+DEFAULT_SETUP: dict[str, Any] = {
+    "kind": "tiny", "model_preset": "tiny", "shared": True, "init_episodes": 200, "sft": {}, "model": None,
+}
+
+
+def preset_path(name: str) -> Path:
+    """The packaged bench preset ``aem_train/presets/<name>.yaml``."""
+    p = resources.files("aem_train") / "presets" / f"{name}.yaml"
+    if not p.is_file():
+        raise ValueError(f"unknown bench preset {name!r}; use one of {', '.join(PRESET_NAMES)} or --config FILE.yaml")
+    return Path(str(p))
+
+
+def load_spec(path: str | Path, common_overrides: dict[str, Any] | None = None) -> BenchSpec:
+    """Parse and check a bench YAML; every cell's config is validated here, before anything runs."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"bench config {str(p)!r} not found; pass --preset quick or an existing YAML file")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: top level must be a mapping (name, common, setup, envs, grid)")
+    unknown = set(data) - {"name", "description", "out", "common", "setup", "envs", "grid", "n_boot"}
+    if unknown:
+        raise ValueError(f"{p}: unknown keys {sorted(unknown)}; allowed: name, description, out, common, setup, envs, grid, n_boot")
+    name = str(data.get("name") or p.stem)
+    common = _flatten(data.get("common"), f"{p}: common")
+    common.update(common_overrides or {})
+    setup_default = _merge(DEFAULT_SETUP, data.get("setup") or {})
+    envs: list[EnvEntry] = []
+    for env_name, e in (data.get("envs") or {}).items():
+        if not isinstance(e, dict) or "id" not in e:
+            raise ValueError(f"{p}: envs.{env_name} needs an 'id', e.g. id: aem/Household-v0")
+        setup = _merge(setup_default, e.get("setup") or {})
+        bad = set(setup) - SETUP_KEYS
+        if bad:
+            raise ValueError(f"{p}: envs.{env_name}.setup has unknown keys {sorted(bad)}; allowed: {sorted(SETUP_KEYS)}")
+        envs.append(EnvEntry(str(env_name), str(e["id"]), _flatten(e.get("overrides"), f"{p}: envs.{env_name}.overrides"), setup))
+    if not envs:
+        raise ValueError(f"{p}: 'envs' is empty; add e.g. household: {{id: aem/Household-v0}}")
+    grid = data.get("grid") or {}
+    estimators = [str(x) for x in grid.get("estimators", ["grpo"])]
+    methods = [str(x) for x in grid.get("methods", ["none", "aem"])]
+    seeds = [int(x) for x in grid.get("seeds", [0])]
+    for est in estimators:
+        if est not in ESTIMATORS:
+            raise ValueError(f"{p}: grid estimator {est!r} is not one of {', '.join(ESTIMATORS)}")
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"{p}: grid method {m!r} is not one of {', '.join(METHODS)}")
+    for e in envs:
+        if e.setup["kind"] not in ("tiny", "none"):
+            raise ValueError(f"{p}: envs.{e.name}.setup.kind must be 'tiny' or 'none'")
+    spec = BenchSpec(name, str(data.get("description") or ""), common, envs, estimators, methods, seeds,
+                     str(data.get("out") or f"runs/bench/{name}"), int(data.get("n_boot", 10_000)), str(p))
+    for e in envs:  # fail now, not after an hour of training, on a bad override
+        for est in estimators:
+            for m in methods:
+                cell_config(spec, CellPlan(e, est, m, seeds[0] if seeds else 0, Path("runs/x")), "model")
+    return spec
+
+
+def plan(spec: BenchSpec, out: str | Path, only: Sequence[str] = ()) -> list[CellPlan]:
+    """All cells in run order (seed-major, so a partial grid already pairs methods by seed)."""
+    cells = [
+        CellPlan(e, est, m, s, Path(out) / e.name / run_name(est, m) / f"seed{s}")
+        for s in spec.seeds for e in spec.envs for est in spec.estimators for m in spec.methods
+    ]
+    return [c for c in cells if _selected(c, only)]
+
+
+def _selected(c: CellPlan, only: Sequence[str]) -> bool:
+    """``--only ENV/METHOD/SEED`` patterns (fnmatch); ENV matches the name or id, METHOD the method
+    or ``estimator-method``, SEED ``3`` or ``seed3``; missing parts match everything."""
+    if not only:
+        return True
+    for pat in only:
+        parts = pat.split("/")
+        if pat.startswith("aem/") and len(parts) > 1:  # an env id contains a slash
+            parts = [f"{parts[0]}/{parts[1]}"] + parts[2:]
+        parts += ["*"] * (3 - len(parts))
+        env_p, meth_p, seed_p = parts[:3]
+        if not (fnmatch.fnmatch(c.env.name, env_p) or fnmatch.fnmatch(c.env.id, env_p)):
+            continue
+        if not (fnmatch.fnmatch(c.method, meth_p) or fnmatch.fnmatch(run_name(c.estimator, c.method), meth_p)):
+            continue
+        if not (fnmatch.fnmatch(str(c.seed), seed_p) or fnmatch.fnmatch(f"seed{c.seed}", seed_p)):
+            continue
+        return True
+    return False
+
+
+def cell_config(spec: BenchSpec, cell: CellPlan, model_path: str | None) -> Config:
+    """common <- env overrides <- (env id, estimator, method, seed, run dir, model path)."""
+    upd: dict[str, Any] = dict(spec.common)
+    upd.update(cell.env.overrides)
+    upd["env.id"] = cell.env.id
+    upd["algo.estimator"] = cell.estimator
+    upd.update(METHODS[cell.method])
+    upd["train.seed"] = cell.seed
+    upd["train.run_dir"] = str(cell.run_dir)
+    if model_path is not None:
+        upd["model.path"] = str(model_path)
+    elif cell.env.setup.get("model") and "model.path" not in upd:  # --set model.path=... wins
+        upd["model.path"] = str(cell.env.setup["model"])
+    return config_mod.from_dict(_nest(upd))
+
+
+def _nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {}
+    for k, v in dotted.items():
+        sec, key = k.split(".", 1)
+        out.setdefault(sec, {})[key] = v
+    return out
+
+
+# ------------------------------------------------------------------------------------- setup
+def _recipe_hash(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _cached(out_dir: Path, recipe: dict[str, Any]) -> bool:
+    marker = out_dir / "setup.json"
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("recipe_hash") == _recipe_hash(recipe)
+    except json.JSONDecodeError:
+        return False
+
+
+def _finish_setup(out_dir: Path, recipe: dict[str, Any], figures: dict[str, Any]) -> None:
+    tmp = out_dir / "setup.json.tmp"
+    tmp.write_text(json.dumps({"recipe": recipe, "recipe_hash": _recipe_hash(recipe), **figures}, indent=2, default=str))
+    os.replace(tmp, out_dir / "setup.json")  # written last: its presence means "complete"
+
+
+def build_base_model(out_dir: Path, env_ids: Sequence[str], setup: dict[str, Any], log: Callable[[str], None]) -> Path:
+    """Tiny model + env-trained tokenizer (:func:`aem_train.tiny.init_model`), cached."""
+    recipe = {"step": "init-model", "preset": setup["model_preset"], "envs": sorted(env_ids),
+              "episodes": int(setup["init_episodes"])}
+    if _cached(out_dir, recipe):
+        log(f"setup: {out_dir} cached")
+        return out_dir
+    from aem_train.tiny import init_model
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    s = init_model(out_dir, sorted(env_ids), preset=setup["model_preset"], episodes=int(setup["init_episodes"]))
+    log(f"setup: built {out_dir}: {s['parameters']:,} parameters, vocab {s['vocab_size']}, {s['seconds']} s")
+    _finish_setup(out_dir, recipe, {"seconds": s["seconds"], "parameters": s["parameters"]})
+    return out_dir
+
+
+def sft_warm_start(base: Path, out_dir: Path, env: EnvEntry, window: int, log: Callable[[str], None]) -> Path:
+    """SFT on the env's (noisy) oracle demonstrations (:mod:`aem_train.sft`), cached."""
+    sft_kwargs = dict(env.setup.get("sft") or {})
+    sft_kwargs.setdefault("window", window)  # the demos' prompts must look like the rollout's
+    base_hash = json.loads((base / "setup.json").read_text())["recipe_hash"] if (base / "setup.json").is_file() else str(base)
+    recipe = {"step": "sft", "env": env.id, "base": base_hash, "sft": sft_kwargs}
+    if _cached(out_dir, recipe):
+        log(f"setup: {out_dir} cached")
+        return out_dir
+    from aem_train.policy import Policy
+    from aem_train.sft import SFTConfig, demonstrations, train_sft
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    policy = Policy.from_pretrained(base, device="auto", reference="none")
+    cfg = SFTConfig(env_id=env.id, **sft_kwargs)
+    demos, dstats = demonstrations(policy, cfg)
+    res = train_sft(policy, cfg, demos=demos, demo_stats=dstats, progress=False)
+    figures = {"sft": res.as_dict(), "seconds": time.perf_counter() - t0}
+    policy.save(out_dir, metadata=figures)
+    d = res.as_dict()
+    log(f"setup: SFT {env.name}: {dstats.examples} demos, {res.steps} steps, loss "
+        f"{d['first_loss']:.3f} -> {d['final_loss']:.3f}, {figures['seconds']:.0f} s")
+    _finish_setup(out_dir, recipe, figures)
+    return out_dir
+
+
+def run_setup(spec: BenchSpec, out: Path, envs: Sequence[EnvEntry], log: Callable[[str], None]) -> dict[str, str | None]:
+    """Starting checkpoint per env name (None: the config's model.path is used as is)."""
+    paths: dict[str, str | None] = {}
+    tiny = [e for e in envs if e.setup["kind"] == "tiny"]
+    shared = [e for e in tiny if e.setup.get("shared", True)]
+    for e in envs:
+        if e.setup["kind"] == "none":
+            paths[e.name] = e.setup.get("model")
+            continue
+        if e in shared:
+            base = build_base_model(out / "setup" / "model-shared", [x.id for x in shared], e.setup, log)
+        else:
+            base = build_base_model(out / "setup" / f"model-{e.name}", [e.id], e.setup, log)
+        if e.setup.get("sft") is None:
+            paths[e.name] = str(base)
+            continue
+        window = cell_config(spec, CellPlan(e, spec.estimators[0], spec.methods[0], 0, Path("x")), "m").env.window
+        paths[e.name] = str(sft_warm_start(base, out / "setup" / f"sft-{e.name}", e, window, log))
+    return paths
+
+
+# ------------------------------------------------------------------------------------- docker
+def docker_available() -> tuple[bool, str]:
+    """(True, "") when a Docker engine answers a ping, else (False, one-line reason)."""
+    try:
+        from aem_envs.images import docker_client
+
+        docker_client(timeout=5)
+        return True, ""
+    except Exception as e:  # DockerUnavailable or the SDK missing: same outcome for the grid
+        return False, str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+# ------------------------------------------------------------------------------------- hardware
+def hardware() -> str:
+    """One line: CPU model, cores, RAM, accelerator, torch version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem = ""
+    try:
+        kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    acc = "no GPU"
+    torch_v = ""
+    try:
+        import torch
+
+        torch_v = f", torch {torch.__version__}"
+        if torch.cuda.is_available():
+            acc = f"GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return f"{cpu}, {n} CPUs{mem}, {acc}{torch_v}"
+
+
+# ------------------------------------------------------------------------------------- runner
+@dataclass
+class GridResult:
+    ran: list[str] = field(default_factory=list)
+    skipped_done: list[str] = field(default_factory=list)
+    skipped_docker: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+    report: Path | None = None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _call_train(train_fn: TrainFn, cfg: Config) -> dict:
+    kwargs: dict[str, Any] = {"resume": True}
+    try:
+        params = inspect.signature(train_fn).parameters
+        if "progress" in params:
+            kwargs["progress"] = sys.stdout.isatty()
+    except (TypeError, ValueError):
+        pass
+    return train_fn(cfg, **kwargs)
+
+
+def run_grid(
+    spec: BenchSpec,
+    out: str | Path | None = None,
+    *,
+    train_fn: TrainFn | None = None,
+    setup: bool = True,
+    only: Sequence[str] = (),
+    dry_run: bool = False,
+    fail_fast: bool = False,
+    report: bool = True,
+    log: Callable[[str], None] = print,
+) -> GridResult:
+    """Run every unfinished cell of ``spec`` one at a time; see the module docstring.
+
+    ``train_fn(cfg, resume=True)`` defaults to :func:`aem_train.trainer.train`; it must leave
+    ``final.json`` in ``cfg.train.run_dir`` when the run completed. ``setup=False`` skips
+    building models (each cell uses its config's ``model.path``), which tests use.
+    """
+    out = Path(out or spec.out)
+    cells = plan(spec, out, only)
+    if not cells:
+        raise ValueError(f"--only {' '.join(only)} selects no cell; run with --dry-run to list them")
+    res = GridResult()
+    if dry_run:
+        for c in cells:
+            docker = " (Docker env)" if c.env.id in DOCKER_ENV_IDS else ""
+            log(f"{c.key:<40} {'finished' if c.finished else 'partial' if c.run_dir.exists() else 'pending'}{docker}")
+        log(f"{len(cells)} cells, {sum(c.finished for c in cells)} finished; output {out}")
+        return res
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [c for c in cells if not c.finished]
+    res.skipped_done = [c.key for c in cells if c.finished]
+    skipped: list[dict[str, Any]] = []
+    if any(c.env.id in DOCKER_ENV_IDS for c in todo):
+        ok, reason = docker_available()
+        if not ok:
+            drop = [c for c in todo if c.env.id in DOCKER_ENV_IDS]
+            ids = sorted({c.env.id for c in drop})
+            log(f"skipping {len(drop)} cells of {', '.join(ids)}: no Docker engine answers ({reason})")
+            res.skipped_docker = [c.key for c in drop]
+            skipped = [{"env": c.env.name, "run": run_name(c.estimator, c.method), "seed": c.seed,
+                        "reason": "no Docker engine"} for c in drop]
+            todo = [c for c in todo if c.env.id not in DOCKER_ENV_IDS]
+
+    bench_path = out / "bench.json"
+    meta = json.loads(bench_path.read_text()) if bench_path.is_file() else {}
+    meta.update({
+        "preset": spec.name, "description": spec.description, "config_path": spec.source,
+        "envs": [e.name for e in spec.envs], "env_ids": {e.name: e.id for e in spec.envs},
+        "estimators": spec.estimators, "methods": spec.methods, "seeds": spec.seeds,
+        "hardware": hardware(), "skipped": skipped,
+    })
+    sessions = meta.setdefault("sessions", [])
+    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_s": 0.0, "setup_s": 0.0, "cells_run": []}
+    sessions.append(session)
+
+    def save_meta() -> None:
+        session["wall_s"] = time.perf_counter() - t0
+        meta["wall_s"] = sum(s["wall_s"] for s in sessions)
+        meta["setup_s"] = sum(s.get("setup_s", 0.0) for s in sessions)
+        _write_json(bench_path, meta)
+
+    save_meta()
+    log(f"bench {spec.name}: {len(cells)} cells, {len(res.skipped_done)} already finished, "
+        f"{len(todo)} to run, output {out}")
+
+    model_paths: dict[str, str | None] = {}
+    if todo and setup:
+        t_setup = time.perf_counter()
+        need = list({c.env.name: c.env for c in todo}.values())
+        model_paths = run_setup(spec, out, need, log)
+        session["setup_s"] = time.perf_counter() - t_setup
+        save_meta()
+
+    if train_fn is None:
+        from aem_train.trainer import train as train_fn  # heavy import: only when cells run
+
+    try:
+        for i, c in enumerate(todo, 1):
+            cfg = cell_config(spec, c, model_paths.get(c.env.name))
+            state = "resuming" if c.run_dir.exists() else "starting"
+            log(f"[{i}/{len(todo)}] {c.key}: {state}")
+            t_cell = time.perf_counter()
+            c.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                final = _call_train(train_fn, cfg)
+                if not c.finished:
+                    raise RuntimeError(f"train function returned without writing {c.run_dir / 'final.json'}")
+            except Exception as e:  # one broken cell must not lose the others; a rerun retries it
+                msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                (c.run_dir / "bench_error.txt").write_text(traceback.format_exc())
+                res.failed[c.key] = msg
+                log(f"[{i}/{len(todo)}] {c.key}: FAILED after {time.perf_counter() - t_cell:.0f} s: {msg} "
+                    f"(traceback in {c.run_dir / 'bench_error.txt'}; rerun the bench to retry)")
+                if fail_fast:
+                    raise
+                continue
+            (c.run_dir / "bench_error.txt").unlink(missing_ok=True)
+            res.ran.append(c.key)
+            session["cells_run"].append(c.key)
+            sr = final.get("eval/success_rate") if isinstance(final, dict) else None
+            log(f"[{i}/{len(todo)}] {c.key}: done in {time.perf_counter() - t_cell:.0f} s"
+                + (f", eval success {sr:.3f}" if isinstance(sr, (int, float)) else ""))
+            save_meta()
+    finally:
+        save_meta()
+
+    res.wall_s = time.perf_counter() - t0
+    if report and any(c.finished for c in cells):
+        res.report = write_report(out, n_boot=spec.n_boot)
+        summary = summarize(discover(out), n_boot=spec.n_boot, env_order=[e.name for e in spec.envs])
+        log("")
+        log(results_table(summary))
+        if summary.diffs:
+            log("")
+            log(diff_table(summary))
+        log("")
+    log(f"bench {spec.name}: ran {len(res.ran)}, already finished {len(res.skipped_done)}, "
+        f"failed {len(res.failed)}, skipped (no Docker) {len(res.skipped_docker)}; "
+        f"{res.wall_s:.0f} s this session" + (f"; report {res.report}" if res.report else ""))
+    return res
+
+
+# ------------------------------------------------------------------------------------- CLI
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if bool(args.config) == bool(args.preset):
+        raise ValueError("pass exactly one of --preset quick|standard|paper or --config BENCH.yaml")
+    path = preset_path(args.preset) if args.preset else Path(args.config)
+    spec = load_spec(path, config_mod.parse_overrides(args.set) if args.set else None)
+    res = run_grid(spec, args.out, only=args.only, dry_run=args.dry_run, fail_fast=args.fail_fast)
+    if args.json and not args.dry_run:
+        print(json.dumps({"ran": res.ran, "already_finished": res.skipped_done, "failed": res.failed,
+                          "skipped_docker": res.skipped_docker, "wall_s": res.wall_s,
+                          "report": str(res.report) if res.report else None}))
+    return 1 if res.failed else 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from aem_train.cli import add_common_options
+
+    sp = sub.add_parser("bench", help="run the baseline-vs-AEM grid (resumable) and write its report")
+    src = sp.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=PRESET_NAMES, help="a packaged bench preset")
+    src.add_argument("--config", help="a bench YAML file (see aem_train/presets/quick.yaml)")
+    sp.add_argument("--out", default=None, help="output directory (default: the preset's 'out', runs/bench/NAME)")
+    sp.add_argument("--only", action="append", default=[], metavar="ENV/METHOD/SEED",
+                    help="run only matching cells (fnmatch patterns, e.g. household/aem/0 or 'webshop/*'); repeatable")
+    sp.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="config override for every cell, e.g. train.iterations=3; repeatable")
+    sp.add_argument("--dry-run", action="store_true", help="list the cells and their state; run nothing")
+    sp.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
+    add_common_options(sp)
+    sp.set_defaults(fn=_cmd_bench)

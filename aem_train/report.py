@@ -1,0 +1,492 @@
+"""Benchmark report: tables and figures regenerated from run directories alone.
+
+``aem-train report RUN_ROOT`` reads every cell ``RUN_ROOT/<env>/<estimator>-<method>/seed<k>/``
+(``metrics.jsonl``, ``trajectories.jsonl``, ``final.json``) plus ``RUN_ROOT/bench.json`` when
+the grid runner wrote one, and writes ``report.md``, ``results.json`` and PNG figures next to
+them. Only finished cells (those with ``final.json``) enter the statistics; the rest are listed.
+
+Figures: learning curves (eval and train success), response-level entropy over training (the
+AEM paper's figure, arXiv 2605.00425: the baseline's entropy collapses early, AEM holds it up
+and lowers it later) and the distribution of the AEM weights alpha over training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aem_train.stats import CI, DEFAULT_N_BOOT, aulc, bootstrap_ci, metric_curve, paired_diff, read_jsonl
+
+#: Named methods of the grid, in display order. Each maps to ``algo.*`` config overrides.
+METHODS: dict[str, dict[str, Any]] = {
+    "none": {"algo.modulation": "none"},
+    "aem": {"algo.modulation": "aem"},
+    "empg": {"algo.modulation": "empg"},
+    "aem-reversed": {"algo.modulation": "aem", "algo.direction": "reversed"},
+    "aem-shuffle": {"algo.modulation": "aem", "algo.shuffle": True},
+    "aem-traj-scope": {"algo.modulation": "aem", "algo.scope": "trajectory"},
+    "aem-batch-scope": {"algo.modulation": "aem", "algo.scope": "batch"},
+}
+ESTIMATORS: tuple[str, ...] = ("grpo", "rloo", "gigpo", "gae")
+BASELINE = "none"
+SUCCESS_KEY = "eval/success_rate"
+_SEED_DIR = re.compile(r"^seed(\d+)$")
+
+
+def run_name(estimator: str, method: str) -> str:
+    return f"{estimator}-{method}"
+
+
+def method_label(estimator: str, method: str) -> str:
+    """``GRPO``, ``GRPO+AEM``, ``GRPO+AEM-reversed`` ..."""
+    est = estimator.upper()
+    return est if method == BASELINE else f"{est}+{method.upper() if '-' not in method else 'AEM' + method[3:]}"
+
+
+# ------------------------------------------------------------------------------------- cells
+@dataclass
+class Cell:
+    """One training run of the grid, as found on disk."""
+
+    env: str
+    estimator: str
+    method: str
+    seed: int
+    path: Path
+    final: dict | None = None
+    _metrics: list[dict] | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.final is not None
+
+    @property
+    def status(self) -> str:
+        if self.finished:
+            return "finished"
+        return "partial" if (self.path / "metrics.jsonl").is_file() else "not started"
+
+    @property
+    def metrics(self) -> list[dict]:
+        if self._metrics is None:
+            self._metrics = read_jsonl(self.path / "metrics.jsonl")
+        return self._metrics
+
+    def final_success(self) -> float:
+        """``eval/success_rate`` of ``final.json``; the last eval point if final.json lacks it."""
+        if self.final and self.final.get(SUCCESS_KEY) is not None:
+            return float(self.final[SUCCESS_KEY])
+        _, vals = metric_curve(self.metrics, SUCCESS_KEY)
+        return float(vals[-1]) if vals.size else float("nan")
+
+    def aulc(self) -> float:
+        its, vals = metric_curve(self.metrics, SUCCESS_KEY)
+        return aulc(its, vals)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def discover(run_root: str | Path) -> list[Cell]:
+    """Every ``<env>/<estimator>-<method>/seed<k>/`` directory under ``run_root``."""
+    root = Path(run_root)
+    cells: list[Cell] = []
+    for seed_dir in sorted(root.glob("*/*/seed*")):
+        m = _SEED_DIR.match(seed_dir.name)
+        if not m or not seed_dir.is_dir():
+            continue
+        est, _, method = seed_dir.parent.name.partition("-")
+        if not method:
+            continue
+        final_path = seed_dir / "final.json"
+        final = _read_json(final_path) if final_path.is_file() else None
+        cells.append(Cell(seed_dir.parent.parent.name, est, method, int(m.group(1)), seed_dir, final))
+    return cells
+
+
+def _order(items: Iterable[str], preferred: Sequence[str]) -> list[str]:
+    items = set(items)
+    head = [x for x in preferred if x in items]
+    return head + sorted(items - set(head))
+
+
+# ------------------------------------------------------------------------------------- summary
+@dataclass
+class Row:
+    env: str
+    estimator: str
+    method: str
+    seeds: list[int]
+    final: CI
+    aulc: CI
+    final_by_seed: dict[int, float]
+    aulc_by_seed: dict[int, float]
+
+    @property
+    def label(self) -> str:
+        return method_label(self.estimator, self.method)
+
+
+@dataclass
+class Diff:
+    env: str
+    estimator: str
+    method: str  # the treatment; the baseline is the estimator alone
+    seeds: list[int]
+    final: CI
+    aulc: CI
+
+    @property
+    def label(self) -> str:
+        return f"{method_label(self.estimator, self.method)} − {method_label(self.estimator, BASELINE)}"
+
+
+@dataclass
+class Summary:
+    rows: list[Row]
+    diffs: list[Diff]
+    envs: list[str]
+    n_boot: int
+
+
+def summarize(
+    cells: Sequence[Cell], *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, env_order: Sequence[str] = ()
+) -> Summary:
+    """Per env x estimator x method: final success and AULC over seeds (mean, 95% bootstrap CI),
+    and every modulated method minus its estimator's baseline, paired by seed."""
+    groups: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
+    for c in cells:
+        if c.finished:
+            groups[(c.env, c.estimator, c.method)].append(c)
+    envs = _order({c.env for c in cells}, env_order)
+    rows: list[Row] = []
+    for env in envs:
+        ests = _order({k[1] for k in groups if k[0] == env}, ESTIMATORS)
+        for est in ests:
+            for method in _order({k[2] for k in groups if k[:2] == (env, est)}, list(METHODS)):
+                cs = sorted(groups[(env, est, method)], key=lambda c: c.seed)
+                fin = {c.seed: c.final_success() for c in cs}
+                au = {c.seed: c.aulc() for c in cs}
+                rows.append(
+                    Row(env, est, method, [c.seed for c in cs],
+                        bootstrap_ci(list(fin.values()), n_boot=n_boot, seed=seed),
+                        bootstrap_ci(list(au.values()), n_boot=n_boot, seed=seed), fin, au)
+                )
+    base = {(r.env, r.estimator): r for r in rows if r.method == BASELINE}
+    diffs: list[Diff] = []
+    for r in rows:
+        b = base.get((r.env, r.estimator))
+        if r.method == BASELINE or b is None:
+            continue
+        paired = sorted(set(r.final_by_seed) & set(b.final_by_seed))
+        diffs.append(
+            Diff(r.env, r.estimator, r.method, paired,
+                 paired_diff(r.final_by_seed, b.final_by_seed, n_boot=n_boot, seed=seed),
+                 paired_diff(r.aulc_by_seed, b.aulc_by_seed, n_boot=n_boot, seed=seed))
+        )
+    return Summary(rows, diffs, envs, n_boot)
+
+
+def results_table(summary: Summary) -> str:
+    """Markdown table: final test success and AULC (percent, mean [95% CI]) per env x method."""
+    lines = [
+        "| env | method | seeds | final test success % [95% CI] | AULC % [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for r in summary.rows:
+        lines.append(f"| {r.env} | {r.label} | {len(r.seeds)} | {r.final.fmt(100)} | {r.aulc.fmt(100)} |")
+    return "\n".join(lines)
+
+
+def diff_table(summary: Summary) -> str:
+    """Markdown table of paired differences (percentage points, mean [95% CI])."""
+    lines = [
+        "| env | comparison | pairs | Δ final success pp [95% CI] | Δ AULC pp [95% CI] |",
+        "|---|---|---|---|---|",
+    ]
+    for d in summary.diffs:
+        lines.append(f"| {d.env} | {d.label} | {len(d.seeds)} | {d.final.fmt(100)} | {d.aulc.fmt(100)} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- figures
+def _curve_band(cells: Sequence[Cell], key: str, n_boot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per iteration: mean over the cells that logged ``key`` there, with a bootstrap band."""
+    by_it: dict[int, list[float]] = defaultdict(list)
+    for c in cells:
+        its, vals = metric_curve(c.metrics, key)
+        for i, v in zip(its, vals):
+            by_it[int(i)].append(float(v))
+    its = np.array(sorted(by_it), dtype=np.int64)
+    mean, lo, hi = (np.empty(its.size) for _ in range(3))
+    for j, i in enumerate(its):
+        ci = bootstrap_ci(by_it[int(i)], n_boot=n_boot, seed=int(i))
+        mean[j] = ci.mean
+        lo[j] = ci.lo if ci.n >= 2 else ci.mean
+        hi[j] = ci.hi if ci.n >= 2 else ci.mean
+    return its, mean, lo, hi
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _runs(cells: Sequence[Cell], env: str) -> list[tuple[str, str, list[Cell]]]:
+    by_run: dict[tuple[str, str], list[Cell]] = defaultdict(list)
+    for c in cells:
+        if c.env == env:
+            by_run[(c.estimator, c.method)].append(c)
+    order = {m: i for i, m in enumerate(METHODS)}
+    keys = sorted(by_run, key=lambda k: (ESTIMATORS.index(k[0]) if k[0] in ESTIMATORS else 99, order.get(k[1], 99), k))
+    return [(e, m, by_run[(e, m)]) for e, m in keys]
+
+
+def plot_curves(
+    cells: Sequence[Cell], envs: Sequence[str], panels: Sequence[tuple[str, str]], out: Path, n_boot: int
+) -> Path:
+    """One row per env, one column per (metric key, y label); mean over seeds with a 95% band."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(envs), len(panels), figsize=(5.2 * len(panels), 3.4 * len(envs)), squeeze=False)
+    for r, env in enumerate(envs):
+        for col, (key, ylabel) in enumerate(panels):
+            ax = axes[r][col]
+            for est, method, cs in _runs(cells, env):
+                its, mean, lo, hi = _curve_band(cs, key, n_boot)
+                if its.size == 0:
+                    continue
+                label = f"{method_label(est, method)} (n={len(cs)})"
+                (line,) = ax.plot(its, mean, marker="o" if its.size <= 12 else None, ms=3, label=label)
+                ax.fill_between(its, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.set_title(f"{env}: {ylabel}", fontsize=10)
+            ax.set_xlabel("iteration")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            if ax.has_data():
+                ax.legend(fontsize=7)
+            else:
+                ax.text(0.5, 0.5, f"no '{key}' logged", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def alpha_by_bucket(cells: Sequence[Cell], n_buckets: int = 5, max_per_bucket: int = 20_000, seed: int = 0):
+    """Alpha values from ``trajectories.jsonl`` pooled over cells, split into ``n_buckets``
+    equal iteration ranges. Returns [(label, values)]; large buckets are subsampled."""
+    pts: list[tuple[int, float]] = []
+    for c in cells:
+        path = c.path / "trajectories.jsonl"
+        if not path.is_file():
+            continue
+        with path.open() as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                    pts.append((int(rec["iteration"]), float(rec["alpha"])))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # torn last line or a row without alpha
+    if not pts:
+        return []
+    its = np.array([p[0] for p in pts])
+    vals = np.array([p[1] for p in pts])
+    lo, hi = int(its.min()), int(its.max())
+    edges = np.linspace(lo, hi + 1, min(n_buckets, hi - lo + 1) + 1)
+    rng = np.random.default_rng(seed)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        sel = vals[(its >= a) & (its < b)]
+        if sel.size == 0:
+            continue
+        if sel.size > max_per_bucket:
+            sel = rng.choice(sel, max_per_bucket, replace=False)
+        first, last = int(math.ceil(a)), int(math.ceil(b)) - 1
+        out.append((f"{first}" if first == last else f"{first}-{last}", sel))
+    return out
+
+
+def plot_alpha(cells: Sequence[Cell], envs: Sequence[str], out: Path) -> Path | None:
+    """Box plots of alpha per iteration bucket, one panel per env x modulated method."""
+    panels = []
+    for env in envs:
+        for est, method, cs in _runs(cells, env):
+            if method != BASELINE:
+                buckets = alpha_by_bucket(cs)
+                if buckets:
+                    panels.append((env, est, method, buckets))
+    if not panels:
+        return None
+    plt = _plt()
+    ncol = min(3, len(panels))
+    nrow = math.ceil(len(panels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 3.4 * nrow), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for ax, (env, est, method, buckets) in zip(axes.ravel(), panels):
+        ax.boxplot([b[1] for b in buckets], showfliers=False)
+        ax.set_xticks(range(1, len(buckets) + 1), [b[0] for b in buckets])
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{env}: alpha of {method_label(est, method)}", fontsize=10)
+        ax.set_xlabel("iterations")
+        ax.set_ylabel("alpha (per response)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+# ------------------------------------------------------------------------------------- report
+def _fmt_seconds(s: float | None) -> str:
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "not recorded"
+    s = float(s)
+    return f"{s:.0f} s ({s / 60:.1f} min)"
+
+
+def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0) -> Path:
+    """Write ``report.md``, ``results.json`` and the PNG figures into ``run_root``."""
+    root = Path(run_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"run root {str(root)!r} does not exist; pass the --out directory of aem-train bench")
+    cells = discover(root)
+    if not cells:
+        raise FileNotFoundError(f"no cells (<env>/<estimator>-<method>/seed<k>/) under {root}; run aem-train bench first")
+    bench = _read_json(root / "bench.json") or {}
+    summary = summarize(cells, n_boot=n_boot, seed=seed, env_order=bench.get("envs", []))
+    finished = [c for c in cells if c.finished]
+    envs = summary.envs
+
+    figs: dict[str, Path | None] = {}
+    figs["learning curves"] = plot_curves(
+        finished, envs, [(SUCCESS_KEY, "eval success rate"), ("train/success_rate", "train success rate")],
+        root / "learning_curves.png", n_boot=1000)
+    figs["entropy"] = plot_curves(
+        finished, envs, [("entropy/response_mean", "response entropy (nats/token)")], root / "entropy.png", n_boot=1000)
+    figs["alpha"] = plot_alpha(finished, envs, root / "alpha.png")
+
+    seeds = sorted({c.seed for c in cells})
+    cell_wall = sum(float(c.final.get("wall_s", 0.0)) for c in finished)
+    lines = [f"# AEM benchmark report: {bench.get('preset', root.name)}", ""]
+    if bench.get("description"):
+        lines += [bench["description"].strip(), ""]
+    lines += [
+        f"- preset: `{bench.get('preset', 'not recorded')}`"
+        + (f" (`{bench['config_path']}`)" if bench.get("config_path") else ""),
+        f"- hardware: {bench.get('hardware', 'not recorded')}",
+        f"- wall time: {_fmt_seconds(bench.get('wall_s'))} in total"
+        + (f" (setup {_fmt_seconds(bench.get('setup_s'))})" if bench.get("setup_s") is not None else "")
+        + f"; training cells {_fmt_seconds(cell_wall)} summed",
+        f"- seeds: {', '.join(map(str, seeds))}; cells finished {len(finished)} of {len(cells)}"
+        + (f"; skipped {len(bench.get('skipped', []))}" if bench.get("skipped") else ""),
+        f"- statistics: mean over seeds with a 95% percentile bootstrap CI ({n_boot} resamples, seeded); "
+        "differences are paired by seed; AULC = trapezoid area under the eval-success curve / iteration span",
+        "",
+        "These numbers are whatever this run produced — a record of this run on this hardware, not the "
+        "paper's results. CPU presets train tiny models for a few iterations, so differences between "
+        "methods are small and noisy; read them with their intervals and the number of seeds.",
+        "",
+        "## Final test success and AULC",
+        "",
+        results_table(summary),
+        "",
+        "## Paired difference: method − baseline (same seed)",
+        "",
+        diff_table(summary) if summary.diffs else "No method has a finished baseline to pair with.",
+        "",
+    ]
+    captions = {
+        "learning curves": "Eval success (greedy, fixed test tasks) and training success vs iteration; "
+        "mean over seeds, shaded 95% bootstrap band.",
+        "entropy": "Mean response-level entropy (length-normalised) of the sampled training responses. The "
+        "AEM paper's observation is that the baseline's entropy collapses early while AEM keeps it higher "
+        "early and lowers it later; check whether this run shows it.",
+        "alpha": "AEM weights alpha of every training response (from trajectories.jsonl), pooled over seeds, "
+        "by iteration range; 1 = unchanged advantage.",
+    }
+    for name, path in figs.items():
+        lines += [f"## {name.capitalize()}", ""]
+        if path is None:
+            lines += ["No alpha values were logged (no modulated method finished).", ""]
+        else:
+            lines += [captions[name], "", f"![{name}]({path.name})", ""]
+    lines += ["## Cells", "", "| env | run | seed | status | final success % | AULC % | wall s |", "|---|---|---|---|---|---|---|"]
+    for c in sorted(cells, key=lambda c: (envs.index(c.env) if c.env in envs else 99, c.estimator, c.method, c.seed)):
+        fin = c.final_success() if c.finished else float("nan")
+        au = c.aulc() if c.finished else float("nan")
+        wall = c.final.get("wall_s") if c.final else None
+        lines.append(
+            f"| {c.env} | {run_name(c.estimator, c.method)} | {c.seed} | {c.status} | "
+            f"{'—' if math.isnan(fin) else f'{fin * 100:.1f}'} | {'—' if math.isnan(au) else f'{au * 100:.1f}'} | "
+            f"{'—' if wall is None else f'{float(wall):.0f}'} |"
+        )
+    for s in bench.get("skipped", []):
+        lines.append(f"| {s.get('env', '?')} | {s.get('run', '?')} | {s.get('seed', '?')} | skipped: {s.get('reason', '')} | — | — | — |")
+    lines.append("")
+    (root / "report.md").write_text("\n".join(lines))
+
+    results = {
+        "preset": bench.get("preset"),
+        "n_boot": n_boot,
+        "rows": [
+            {"env": r.env, "estimator": r.estimator, "method": r.method, "seeds": r.seeds,
+             "final_success": vars(r.final), "aulc": vars(r.aulc),
+             "final_by_seed": r.final_by_seed, "aulc_by_seed": r.aulc_by_seed}
+            for r in summary.rows
+        ],
+        "diffs": [
+            {"env": d.env, "estimator": d.estimator, "method": d.method, "seeds": d.seeds,
+             "final_success": vars(d.final), "aulc": vars(d.aulc)}
+            for d in summary.diffs
+        ],
+    }
+    (root / "results.json").write_text(json.dumps(results, indent=2, default=_nan_safe))
+    return root / "report.md"
+
+
+def _nan_safe(o: Any) -> Any:
+    return str(o)
+
+
+# ------------------------------------------------------------------------------------- CLI
+def _cmd_report(args: argparse.Namespace) -> int:
+    path = write_report(args.run_root, n_boot=args.n_boot, seed=args.seed)
+    summary = summarize(discover(args.run_root), n_boot=args.n_boot, seed=args.seed)
+    print(results_table(summary))
+    if summary.diffs:
+        print()
+        print(diff_table(summary))
+    print(f"\nreport: {path}")
+    if args.json:
+        print(json.dumps(json.loads((Path(args.run_root) / "results.json").read_text())))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from aem_train.cli import add_common_options
+
+    sp = sub.add_parser("report", help="regenerate report.md + figures from a bench run directory")
+    sp.add_argument("run_root", help="the --out directory of aem-train bench")
+    sp.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples (default 10000)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator")
+    add_common_options(sp)
+    sp.set_defaults(fn=_cmd_report)

@@ -1,0 +1,142 @@
+"""The report generator on synthetic run directories written in the trainer's exact format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aem_train import cli
+from aem_train.report import discover, method_label, summarize, write_report
+from aem_train.stats import aulc, bootstrap_ci, paired_diff
+
+N_BOOT = 2000
+ITERS = 4  # eval at 0, 2, 4
+
+
+def eval_curve(env: str, method: str, seed: int) -> dict[int, float]:
+    """Known eval success per eval iteration; AEM ends higher, seeds differ."""
+    start = 0.25 + 0.0625 * seed
+    gain = 0.25 if method == "aem" else 0.125
+    if env == "webshop":
+        start, gain = start / 2, gain / 2
+    return {0: start, 2: start + gain / 2, 4: start + gain}
+
+
+def write_cell(root: Path, env: str, method: str, seed: int, finished: bool = True) -> Path:
+    d = root / env / f"grpo-{method}" / f"seed{seed}"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(f"algo:\n  modulation: {method}\ntrain:\n  seed: {seed}\n")
+    evals = eval_curve(env, method, seed)
+    lines, traj = [], []
+    rng = np.random.default_rng(seed)
+    for it in range(ITERS + 1 if finished else 2):
+        rec = {"iteration": it, "time_s": 1.5 * it}
+        if it >= 1:
+            # Baseline entropy collapses; AEM holds it early and lowers it later.
+            ent = 1.0 * 0.5**it if method == "none" else 1.0 + 0.1 * it - 0.08 * it**2
+            rec.update({
+                "train/success_rate": 0.1 * it, "train/return_mean": it, "train/turns_mean": 5.0,
+                "train/invalid_rate": 0.0, "entropy/token_mean": ent, "entropy/response_mean": ent,
+                "alpha/min": 0.6, "alpha/mean": 1.0, "alpha/max": 1.6, "alpha/std": 0.2,
+                "ppo/approx_kl": 0.01, "ppo/clip_frac": 0.05,
+            })
+            for t in range(6):
+                alpha = 1.0 if method == "none" else float(rng.uniform(0.5, 1.5))
+                traj.append({
+                    "iteration": it, "env": f"aem/{env}", "task_id": f"t{t // 3}", "traj_id": t, "turn": t % 3,
+                    "response": "<action>go</action>", "reward": 0.0, "base_adv": 0.5, "alpha": alpha,
+                    "adv": 0.5 * alpha, "mean_entropy": ent, "surprisal": 3.0,
+                })
+        if it in evals:
+            rec.update({"eval/success_rate": evals[it], "eval/return_mean": 10 * evals[it],
+                        "eval/turns_mean": 6.0, "eval/invalid_rate": 0.0})
+        lines.append(json.dumps(rec))
+    (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (d / "trajectories.jsonl").write_text("\n".join(json.dumps(r) for r in traj) + "\n")
+    if finished:
+        (d / "final.json").write_text(json.dumps({"eval/success_rate": evals[ITERS], "iterations": ITERS, "wall_s": 60.0}))
+    return d
+
+
+@pytest.fixture()
+def run_root(tmp_path: Path) -> Path:
+    root = tmp_path / "bench"
+    for env in ("household", "webshop"):
+        for method in ("none", "aem"):
+            for seed in (0, 1, 2):
+                write_cell(root, env, method, seed)
+    write_cell(root, "household", "aem", 3, finished=False)  # a partial cell: listed, not counted
+    (root / "bench.json").write_text(json.dumps({
+        "preset": "quick", "description": "Synthetic data.", "hardware": "Test CPU, 2 CPUs",
+        "wall_s": 754.0, "setup_s": 98.0, "envs": ["household", "webshop"], "config_path": "quick.yaml",
+    }))
+    return root
+
+
+def test_discover_and_summarize_numbers(run_root: Path):
+    cells = discover(run_root)
+    assert len(cells) == 13 and sum(c.finished for c in cells) == 12
+    s = summarize(cells, n_boot=N_BOOT)
+    assert [(r.env, r.method) for r in s.rows] == [
+        ("household", "none"), ("household", "aem"), ("webshop", "none"), ("webshop", "aem")]
+    hh_aem = s.rows[1]
+    finals = [eval_curve("household", "aem", k)[4] for k in (0, 1, 2)]
+    assert hh_aem.seeds == [0, 1, 2]
+    assert hh_aem.final == bootstrap_ci(finals, n_boot=N_BOOT)
+    assert hh_aem.final.mean == pytest.approx(np.mean(finals))
+    aulcs = [aulc([0, 2, 4], list(eval_curve("household", "aem", k).values())) for k in (0, 1, 2)]
+    assert hh_aem.aulc.mean == pytest.approx(np.mean(aulcs))
+    # AEM gains 0.25 on every seed, the baseline 0.125: the paired difference is exactly 0.125.
+    d = s.diffs[0]
+    assert (d.env, d.method, d.seeds) == ("household", "aem", [0, 1, 2])
+    assert d.final.mean == pytest.approx(0.125) and d.final.width == pytest.approx(0.0)
+    base_final = {k: eval_curve("household", "none", k)[4] for k in (0, 1, 2)}
+    assert d.final == paired_diff(dict(zip((0, 1, 2), finals)), base_final, n_boot=N_BOOT)
+
+
+def test_write_report_tables_figures_and_context(run_root: Path):
+    path = write_report(run_root, n_boot=N_BOOT)
+    md = path.read_text()
+    s = summarize(discover(run_root), n_boot=N_BOOT)
+    for r in s.rows:
+        assert f"| {r.env} | {r.label} | 3 | {r.final.fmt(100)} | {r.aulc.fmt(100)} |" in md
+    # household GRPO+AEM final success: seeds 0.5, 0.5625, 0.625 -> mean 56.2 with a real CI
+    assert "| household | GRPO+AEM | 3 | 56.2 [" in md
+    assert "| household | GRPO+AEM − GRPO | 3 | 12.5 [12.5, 12.5] |" in md
+    assert "| webshop | GRPO+AEM − GRPO | 3 | 6.2 [6.2, 6.2] |" in md
+    for needle in ("preset: `quick`", "Test CPU, 2 CPUs", "754 s", "seeds: 0, 1, 2, 3",
+                   "whatever this run produced", "| household | grpo-aem | 3 | partial |"):
+        assert needle in md, needle
+    for png in ("learning_curves.png", "entropy.png", "alpha.png"):
+        f = run_root / png
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        import matplotlib.image as mpimg
+
+        img = mpimg.imread(f)
+        assert img.shape[0] > 100 and img.shape[1] > 100
+        assert f"]({png})" in md
+    results = json.loads((run_root / "results.json").read_text())
+    assert results["diffs"][0]["final_success"]["mean"] == pytest.approx(0.125)
+
+
+def test_report_cli_prints_table(run_root: Path, capsys):
+    assert cli.main(["report", str(run_root), "--n-boot", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "| household | GRPO+AEM |" in out and "report:" in out
+
+
+def test_report_errors_name_the_fix(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="aem-train bench"):
+        write_report(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="run aem-train bench first"):
+        write_report(tmp_path)
+
+
+def test_method_labels():
+    assert method_label("grpo", "none") == "GRPO"
+    assert method_label("rloo", "aem") == "RLOO+AEM"
+    assert method_label("grpo", "aem-reversed") == "GRPO+AEM-reversed"
+    assert method_label("gigpo", "empg") == "GIGPO+EMPG"
