@@ -16,18 +16,21 @@ STATE_DIR = "/run/aem/sh"
 KILLALL = r"""
 __aem_killall() {
   local round p pid found st
-  for round in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  for round in {1..60}; do
     found=
     for p in /proc/[0-9]*; do
       pid=${p#/proc/}
       [ "$pid" = "$BASHPID" ] && continue
       [ -z "$1" ] && [ "$pid" = "$__aem_shell" ] && continue
       read -r st 2>/dev/null < "$p/stat" || continue
-      st=${st##*) }; [ "${st%% *}" = Z ] && continue
+      st=${st##*) }; st=${st%% *}
+      [ "$st" = Z ] || [ "$st" = X ] && continue
       kill -STOP "$pid" 2>/dev/null && found="$found $pid"
     done
     [ -z "$found" ] && return 0
     kill -KILL $found 2>/dev/null
+    # Killed processes need a moment to exit (a failed fork here just spins faster).
+    [ "$round" -gt 2 ] && /usr/bin/sleep 0.02 2>/dev/null
   done
   return 1
 }
