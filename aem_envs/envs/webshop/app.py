@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode
+from functools import lru_cache
+from urllib.parse import quote, quote_plus
 
 from flask import Flask, abort, render_template, request
 
@@ -36,8 +37,20 @@ PAGE_SIZE = 5
 _HERE = Path(__file__).parent
 
 
+@lru_cache(maxsize=65536)
+def _qp(s: str) -> str:
+    # Query strings are rebuilt for ~15 links per page; quoting each piece once is the
+    # difference between urlencode dominating a request and not showing up in a profile.
+    return quote_plus(s)
+
+
+def _opts_qs(chosen: dict[str, str]) -> str:
+    return "&".join(f"{_qp(k)}={_qp(v)}" for k, v in chosen.items())
+
+
 def _state_qs(q: str, page: int, chosen: dict[str, str]) -> str:
-    return urlencode([("q", q), ("page", page), *chosen.items()])
+    tail = _opts_qs(chosen)
+    return f"q={_qp(q)}&page={page}" + (f"&{tail}" if tail else "")
 
 
 def create_app(shop: Shop, index_split: str = "test") -> Flask:
@@ -76,6 +89,13 @@ def create_app(shop: Shop, index_split: str = "test") -> Flask:
         except ValueError:
             abort(400, description="page must be an integer")
 
+    @app.after_request
+    def cacheable(resp):
+        # GET pages depend on the URL alone: let browsers (and the env's page cache) reuse them.
+        if request.method == "GET" and resp.status_code == 200 and request.path != "/":
+            resp.headers["Cache-Control"] = "public, max-age=86400"
+        return resp
+
     @app.errorhandler(400)
     @app.errorhandler(404)
     @app.errorhandler(405)
@@ -108,7 +128,7 @@ def create_app(shop: Shop, index_split: str = "test") -> Flask:
         hits = shop.search(q)
         pages = max(1, -(-len(hits) // PAGE_SIZE))
         page = min(page_arg(), pages)
-        base = f"/{sid}/search?" + urlencode([("q", q)])
+        base = f"/{sid}/search?q={_qp(q)}"
         items = [
             (f"/{sid}/item/{asin}?{_state_qs(q, page, {})}", catalog.by_asin[asin])
             for asin in hits[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -127,7 +147,7 @@ def create_app(shop: Shop, index_split: str = "test") -> Flask:
         q = request.args.get("q", "")
         page = page_arg()
         item_base = f"/{sid}/item/{quote(asin)}"
-        back = f"/{sid}/search?{urlencode([('q', q), ('page', page)])}" if q else f"/{sid}"
+        back = f"/{sid}/search?q={_qp(q)}&page={page}" if q else f"/{sid}"
         meta = (("asin", asin), ("q", q), ("page-no", page), *((f"opt-{k}", v) for k, v in chosen.items()))
         return dict(goal=goal, p=p, chosen=chosen, q=q, page=page, item_base=item_base, back=back,
                     meta=meta, sid=sid, home=f"/{sid}")
@@ -144,7 +164,7 @@ def create_app(shop: Shop, index_split: str = "test") -> Flask:
         return render_template(
             "item.html", page_kind="item", options=options,
             description=f"{item_base}/description?{state}", features=f"{item_base}/features?{state}",
-            buy=f"/{sid}/buy/{quote(p.asin)}?{urlencode(list(chosen.items()))}", **c,
+            buy=f"/{sid}/buy/{quote(p.asin)}?{_opts_qs(chosen)}", **c,
         )
 
     @app.get("/<sid>/item/<asin>/<view>")

@@ -45,6 +45,10 @@ class WebShopEnv(TextEnv):
     ``reward="success"`` pays 10 only when ``r == 1``. Success is ``r == 1``. ``info["raw_score"]``
     holds ``r`` after the purchase and None before; :attr:`last_raw_score` holds it too.
 
+    **Page cache.** GET pages are pure functions of their URL, so parsed pages are kept in an
+    LRU shared by the envs of one process (``page_cache=True``, the in-process default;
+    ``False`` makes every step a request + parse; server mode defaults to ``False``).
+
     **Tasks.** 6000 train and 500 test instructions, each generated from a target product;
     train and test targets are disjoint products. The catalog is a pure function of
     ``catalog_seed`` and ``n_products`` (and :attr:`version`) and is built once per process.
@@ -67,6 +71,7 @@ class WebShopEnv(TextEnv):
         reward: Literal["score", "success"] = "score",
         host: str = "127.0.0.1",
         port: int = 0,
+        page_cache: bool | None = None,
         max_turns: int = 15,
         **kwargs: Any,
     ):
@@ -77,6 +82,9 @@ class WebShopEnv(TextEnv):
             raise ValueError(f"reward={reward!r} is unknown; use 'score' or 'success'")
         self.mode, self.reward_mode = mode, reward
         self.shop = get_shop(catalog_seed, n_products)
+        # Off in server mode by default: there every step should be a real HTTP request.
+        use_cache = (mode == "inprocess") if page_cache is None else bool(page_cache)
+        self._cache = self.shop.page_cache if use_cache else None
         self._server: ShopServer | None = None
         if mode == "server":
             self._server = ShopServer(self.shop.app, host, port).start()
@@ -176,14 +184,23 @@ class WebShopEnv(TextEnv):
 
     # ------------------------------------------------------------------ helpers
     def _open(self, method: str, path: str) -> Page:
+        cacheable = method == "GET" and self._cache is not None
+        if cacheable:
+            page = self._cache.get(path)
+            if page is not None:
+                self.page, self.url = page, path
+                return page
         try:
             status, html = self._fetch(method, path)
         except OSError as e:  # server mode: the socket failed
             raise InfraError(f"the shop at {self.base_url} did not answer {method} {path}: {e}") from None
         if status != 200:
             raise InfraError(f"the shop answered HTTP {status} to {method} {path}")
-        self.page, self.url = parse_page(html), path
-        return self.page
+        page = parse_page(html)
+        if cacheable:
+            self._cache.put(path, page)
+        self.page, self.url = page, path
+        return page
 
 
 def _short(s: str, n: int = 60) -> str:

@@ -13,6 +13,7 @@ search form (submitted with the form's method to its action URL).
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -29,9 +30,10 @@ class Link:
     url: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Page:
-    """A parsed page: what the agent reads and where each click leads."""
+    """A parsed page: what the agent reads and where each click leads. Treat as immutable:
+    envs share parsed pages through :class:`PageCache`."""
 
     kind: str  # body's data-page: search, results, item, description, features, done, error, index
     text: str  # the page text with [clickables] in place
@@ -55,7 +57,7 @@ def parse_page(html: str) -> Page:
     body = soup.body or soup
     attrs = body.attrs if isinstance(body, Tag) else {}
     meta = {k[5:]: str(v) for k, v in attrs.items() if k.startswith("data-") and k != "data-page"}
-    page = Page(kind=str(attrs.get("data-page", "unknown")), text="", meta=meta)
+    state = {"search": False}
     lines: list[list[str]] = [[]]
     links: OrderedDict[str, Link] = OrderedDict()
 
@@ -83,7 +85,7 @@ def parse_page(html: str) -> Page:
                 continue
             if name == "input":
                 if form is not None and form.get("id") == "search":
-                    page.has_search = True
+                    state["search"] = True
                     lines[-1].append("[Search box]")
                 continue
             if name == "button":
@@ -102,6 +104,37 @@ def parse_page(html: str) -> Page:
                 newline()
 
     walk(body, None)
-    page.text = "\n".join(" ".join(parts) for parts in lines if parts)
-    page.links = dict(links)
-    return page
+    text = "\n".join(" ".join(parts) for parts in lines if parts)
+    return Page(str(attrs.get("data-page", "unknown")), text, dict(links), state["search"], meta)
+
+
+class PageCache:
+    """LRU cache of parsed pages by URL, shared by all envs of one shop.
+
+    The shop's GET pages are pure functions of their URL (the app sends them with a
+    ``Cache-Control: max-age`` header), so a client may reuse a page it fetched before, as a
+    browser does. Rollouts that repeat a task (groups of samples per task) revisit most
+    pages; a hit skips both the request and the parse. Thread-safe.
+    """
+
+    def __init__(self, size: int = 8192):
+        self.size = size
+        self._d: OrderedDict[str, Page] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, url: str) -> Page | None:
+        with self._lock:
+            page = self._d.get(url)
+            if page is None:
+                self.misses += 1
+                return None
+            self._d.move_to_end(url)
+            self.hits += 1
+            return page
+
+    def put(self, url: str, page: Page) -> None:
+        with self._lock:
+            self._d[url] = page
+            if len(self._d) > self.size:
+                self._d.popitem(last=False)

@@ -13,6 +13,7 @@ from functools import cached_property
 
 from aem_envs.core import TaskIds
 from aem_envs.envs.webshop.catalog import Catalog, Goal
+from aem_envs.envs.webshop.observe import PageCache
 from aem_envs.envs.webshop.search import SearchIndex
 
 #: Number of tasks per split; ids are ``webshop-train-000000`` ... and ``webshop-test-100000`` ...
@@ -29,6 +30,7 @@ class Shop:
     def __post_init__(self) -> None:
         self.catalog = Catalog(self.seed, self.n_products)
         self.index = SearchIndex(self.catalog)
+        self.page_cache = PageCache()
         self.ids = {"train": TaskIds("webshop-train-", 0, N_TRAIN), "test": TaskIds("webshop-test-", TEST_START, N_TEST)}
 
     def split_of(self, task_id: str) -> str | None:
