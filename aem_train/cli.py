@@ -1,0 +1,95 @@
+"""``aem-train``: build tiny models, warm-start them with SFT, evaluate, train.
+
+Subcommands live next to the code they drive. Each module in :data:`COMMAND_MODULES` defines
+``add_commands(subparsers)``, which adds its parsers and sets ``fn=callable(args) -> int`` as
+their default. To add a command, write ``add_commands`` in your module and append the module
+name here; a module that does not exist (yet) is skipped. Commands that report figures take
+``--json`` and print one JSON object on their last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+#: Modules that contribute subcommands, in help order.
+COMMAND_MODULES: tuple[str, ...] = (
+    "aem_train.tiny",  # init-model
+    "aem_train.sft",  # sft
+    "aem_train.evaluate",  # eval
+    "aem_train.trainer",  # train (PPO/GRPO + AEM)
+    "aem_train.bench",  # bench
+    "aem_train.report",  # report
+)
+
+
+def add_common_options(sp: argparse.ArgumentParser) -> None:
+    """Options every aem-train command shares: ``--threads``, ``--import``, ``--json``."""
+    sp.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    sp.add_argument(
+        "--import", dest="import_module", action="append", default=[], metavar="MODULE_OR_PY",
+        help="import a module or .py file that registers extra envs, e.g. examples/custom_env.py (repeatable)",
+    )
+    sp.add_argument("--json", action="store_true", help="print one JSON object of figures last")
+
+
+def import_env_module(path: str) -> None:
+    """Import a module name or a ``.py`` file (it registers envs as a side effect)."""
+    if path.endswith(".py"):
+        if not Path(path).is_file():
+            raise ValueError(f"--import {path!r}: no such file")
+        spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"--import {path!r}: cannot be imported as a module")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(Path(path).stem, mod)
+        spec.loader.exec_module(mod)
+    else:
+        importlib.import_module(path)
+
+
+def _load_command_modules() -> list:
+    adders = []
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and name.startswith(e.name):
+                continue  # that command's module is not written (yet)
+            raise
+        if hasattr(mod, "add_commands"):
+            adders.append(mod.add_commands)
+    return adders
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="aem-train",
+        description="Train text agents with PPO/GRPO + AEM (Adaptive Entropy Modulation, arXiv 2605.00425).",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for add in _load_command_modules():
+        add(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if hasattr(args, "threads"):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    for path in getattr(args, "import_module", []) or []:
+        import_env_module(path)
+    try:
+        return int(args.fn(args) or 0)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

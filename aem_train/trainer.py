@@ -1,0 +1,604 @@
+"""The training loop, in the order data flows (AEM, arXiv 2605.00425):
+
+    rows  = collect(policy, envs)                      # one row per turn: the whole-action unit
+    A     = base advantage per row                     # GRPO / RLOO / GiGPO / GAE (advantages.py)
+    A, a  = modulation(A, mean token entropy per row)  # AEM alpha per response (modulation.py)
+    loss  = PPO clipped surrogate on response tokens   # alpha broadcast to the row's tokens (ppo.py)
+
+A run lives in one directory: ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per
+iteration; iteration 0 is the evaluation before any update), ``trajectories.jsonl`` (one line per
+turn row), TensorBoard events in ``tb/``, ``checkpoints/latest`` and, written last, ``final.json``.
+``train(cfg, resume=True)`` continues a run from its checkpoint; on CPU, N iterations equal N/2 +
+resume + N/2 bit for bit, because every random draw of iteration ``k`` is seeded from
+``(seed, k)`` and the weights and optimizer state are restored exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import aem_envs
+from aem_train.advantages import compute_advantages, compute_gae
+from aem_train.config import Config
+from aem_train.evaluate import evaluate
+from aem_train.modulation import apply_modulation
+from aem_train.policy import GenerationSettings, LoraSettings, Policy, build_response_batch
+from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
+from aem_train.rollout import RolloutConfig, collect
+from aem_train.rows import Row
+
+EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
+
+
+def iteration_seed(seed: int, iteration: int) -> int:
+    """Seed of everything random in one iteration (envs, sampling, minibatch order)."""
+    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------- critic
+class ValueHead(torch.nn.Module):
+    """V(s) of a turn: a linear map of the last hidden state of the turn's prompt.
+
+    Used only by the GAE estimator. It reads the policy's backbone (shared weights), the
+    prompt being the observation before the response.
+    """
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(hidden_size, 1)
+        torch.nn.init.zeros_(self.linear.weight)
+        torch.nn.init.zeros_(self.linear.bias)
+
+    def forward(self, policy: Policy, prompts: list[list[int]]) -> torch.Tensor:
+        P = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), P), policy.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for b, p in enumerate(prompts):
+            ids[b, P - len(p) :] = torch.as_tensor(p)
+            mask[b, P - len(p) :] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = policy.model(
+            input_ids=ids.to(policy.device),
+            attention_mask=mask.to(policy.device),
+            position_ids=pos.to(policy.device),
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        h = out.hidden_states[-1][:, -1].float()  # left padding: the last column is the last prompt token
+        return self.linear(h).squeeze(-1)
+
+
+def _hidden_size(policy: Policy) -> int:
+    cfg = policy.model.config
+    return int(getattr(cfg, "hidden_size", None) or cfg.get_text_config().hidden_size)
+
+
+# ---------------------------------------------------------------------------- PPO update
+def _microbatches(rows: list[Row], idx: list[int], token_budget: int) -> list[list[int]]:
+    """Split ``idx`` into micro-batches whose padded size fits ``token_budget``."""
+    order = sorted(idx, key=lambda i: len(rows[i].prompt_ids) + rows[i].num_tokens)
+    out: list[list[int]] = []
+    cur: list[int] = []
+    P = R = 0
+    for i in order:
+        p2, r2 = max(P, len(rows[i].prompt_ids)), max(R, rows[i].num_tokens)
+        if cur and (len(cur) + 1) * (p2 + r2) > token_budget:
+            out.append(cur)
+            cur, p2, r2 = [], len(rows[i].prompt_ids), rows[i].num_tokens
+        cur.append(i)
+        P, R = p2, r2
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _pad(arrays: list[np.ndarray], width: int) -> torch.Tensor:
+    out = np.zeros((len(arrays), width), np.float32)
+    for b, a in enumerate(arrays):
+        out[b, : len(a)] = a
+    return torch.from_numpy(out)
+
+
+def ppo_update(
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    rows: list[Row],
+    adv: np.ndarray,
+    cfg: Config,
+    rng: np.random.Generator,
+    value_head: ValueHead | None = None,
+    returns: np.ndarray | None = None,
+) -> dict[str, float]:
+    """``ppo.epochs`` passes over ``rows`` in ``ppo.minibatches`` optimizer steps each.
+
+    A minibatch larger than the token budget is split into micro-batches whose losses are
+    weighted so that the accumulated gradient equals the gradient of the whole minibatch's
+    loss under the chosen aggregation (tokens for ``token-mean``, responses for
+    ``response-mean``).
+    """
+    p = cfg.ppo
+    loss_cfg = PPOLossConfig(
+        clip_low=p.clip_low,
+        clip_high=p.clip_high,
+        dual_clip=p.dual_clip or None,
+        loss_agg_mode=p.loss_agg,
+        kl_coef=p.kl_coef,
+        entropy_coef=p.entropy_coef,
+        vf_coef=p.vf_coef,
+        value_clip=p.vf_clip,
+    )
+    ref_lp = None
+    if p.kl_coef > 0:
+        ref_lp = policy.score([r.prompt_ids for r in rows], [r.response_ids for r in rows], reference=True).logprobs
+    params = [q for q in policy.model.parameters() if q.requires_grad]
+    if value_head is not None:
+        params += list(value_head.parameters())
+    old_values = np.array([r.extras.get("value", 0.0) for r in rows], np.float32)
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    tokens, t0, stopped_early = 0, time.perf_counter(), False
+
+    def log(k: str, v: float) -> None:
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            sums[k] = sums.get(k, 0.0) + float(v)
+            counts[k] = counts.get(k, 0) + 1
+
+    n = len(rows)
+    for epoch in range(p.epochs):
+        perm = rng.permutation(n).tolist()
+        for mb in np.array_split(np.array(perm), p.minibatches):
+            mb = mb.tolist()
+            if not mb:
+                continue
+            mb_tokens = sum(rows[i].num_tokens for i in mb)
+            optimizer.zero_grad(set_to_none=True)
+            kls = []
+            for micro in _microbatches(rows, mb, p.token_budget):
+                batch = build_response_batch(
+                    [rows[i].prompt_ids for i in micro], [rows[i].response_ids for i in micro],
+                    policy.pad_token_id, policy.device,
+                )
+                R = batch.response_ids.shape[1]
+                logp, ent = policy.forward_response(batch)
+                old = _pad([rows[i].old_logprobs for i in micro], R).to(policy.device)
+                a = torch.as_tensor(adv[micro], dtype=torch.float32, device=policy.device)
+                ref = _pad([ref_lp[i] for i in micro], R).to(policy.device) if ref_lp is not None else None
+                loss, m = ppo_loss(logp, old, a, batch.response_mask, loss_cfg, ref_logp=ref, entropy=ent)
+                micro_tokens = sum(rows[i].num_tokens for i in micro)
+                w = micro_tokens / mb_tokens if p.loss_agg == "token-mean" else len(micro) / len(mb)
+                total = loss * w
+                if value_head is not None and returns is not None:
+                    v = value_head(policy, [rows[i].prompt_ids for i in micro])
+                    vl, vm = value_loss(
+                        v,
+                        torch.as_tensor(old_values[micro], device=v.device),
+                        torch.as_tensor(returns[micro], dtype=torch.float32, device=v.device),
+                        clip=p.vf_clip,
+                    )
+                    total = total + p.vf_coef * vl * (len(micro) / len(mb))  # one value per row
+                    for k, val in vm.items():
+                        log(f"ppo/{k}", val)
+                total.backward()
+                tokens += int(batch.attention_mask.sum())
+                kls.append((m["approx_kl"], micro_tokens))
+                for k in ("pg_loss", "approx_kl", "clip_frac", "clip_frac_low", "clip_frac_high", "dual_clip_frac", "kl_ref", "loss"):
+                    if k in m:
+                        log(f"ppo/{k}", m[k])
+            gn = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
+            log("ppo/grad_norm", float(gn))
+            optimizer.step()
+            scheduler.step()
+            mb_kl = sum(k * t for k, t in kls) / max(1, sum(t for _, t in kls))
+            if p.target_kl > 0 and mb_kl > p.target_kl:
+                stopped_early = True
+                break
+        log("ppo/epochs_run", epoch + 1)
+        if stopped_early:
+            break
+    secs = time.perf_counter() - t0
+    out = {k: sums[k] / counts[k] for k in sums}
+    out["ppo/early_stop"] = float(stopped_early)
+    out["ppo/lr"] = float(scheduler.get_last_lr()[0])
+    out["perf/update_seconds"] = secs
+    out["perf/update_tokens_per_s"] = tokens / max(secs, 1e-9)
+    return out
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _trainable_state(policy: Policy) -> dict[str, torch.Tensor]:
+    return {n: q.detach().cpu().clone().contiguous() for n, q in policy.model.named_parameters() if q.requires_grad}
+
+
+def save_checkpoint(run_dir: Path, policy: Policy, optimizer, scheduler, value_head, state: dict[str, Any]) -> None:
+    """Write ``checkpoints/latest`` atomically (a crash mid-write leaves the previous one)."""
+    from safetensors.torch import save_file
+
+    root = run_dir / "checkpoints"
+    tmp = root / "tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(_trainable_state(policy), str(tmp / "trainable.safetensors"))
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "value_head": value_head.state_dict() if value_head is not None else None,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+        },
+        tmp / "optimizer.pt",
+    )
+    (tmp / "state.json").write_text(json.dumps(state, indent=2))
+    latest = root / "latest"
+    old = root / "old"
+    if latest.exists():
+        latest.rename(old)
+    tmp.rename(latest)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def load_checkpoint(run_dir: Path, policy: Policy, optimizer, scheduler, value_head) -> dict[str, Any] | None:
+    from safetensors.torch import load_file
+
+    ck = run_dir / "checkpoints" / "latest"
+    if not (ck / "state.json").is_file():
+        return None
+    weights = load_file(str(ck / "trainable.safetensors"))
+    named = dict(policy.model.named_parameters())
+    missing = [k for k in weights if k not in named]
+    if missing:
+        raise RuntimeError(f"checkpoint {ck} does not match the model ({missing[0]} unknown); start a new run_dir")
+    with torch.no_grad():
+        for k, v in weights.items():
+            named[k].copy_(v)
+    extra = torch.load(ck / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(extra["optimizer"])
+    scheduler.load_state_dict(extra["scheduler"])
+    if value_head is not None and extra["value_head"] is not None:
+        value_head.load_state_dict(extra["value_head"])
+    torch.set_rng_state(extra["torch_rng"])
+    np.random.set_state(extra["numpy_rng"])
+    return json.loads((ck / "state.json").read_text())
+
+
+def _truncate_jsonl(path: Path, last_iteration: int) -> None:
+    """Drop lines logged after the checkpoint so a resumed run's logs are what an unbroken run writes."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["iteration"] <= last_iteration]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+# ---------------------------------------------------------------------------- metrics
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _batch_metrics(rows: list[Row], stats, base: np.ndarray, alpha: np.ndarray, adv: np.ndarray) -> dict[str, float]:
+    hbar = np.array([r.mean_entropy for r in rows])
+    tok_ent = np.concatenate([r.token_entropy for r in rows]) if rows else np.zeros(1)
+    # repetition: a response identical to the same trajectory's previous response (collapse
+    # can hide behind a stable entropy, RAGEN's "template collapse")
+    prev: dict[int, tuple] = {}
+    repeats = 0
+    for r in sorted(rows, key=lambda r: (r.traj_id, r.turn)):
+        key = tuple(r.response_ids)
+        repeats += prev.get(r.traj_id) == key
+        prev[r.traj_id] = key
+    nz = base != 0
+    corr = float(np.corrcoef(alpha[nz], np.abs(base[nz]))[0, 1]) if nz.sum() > 2 and alpha[nz].std() > 0 and np.abs(base[nz]).std() > 0 else 0.0
+    return {
+        "train/success_rate": stats.success_rate,
+        "train/return_mean": stats.mean_return,
+        "train/turns_mean": stats.mean_turns,
+        "train/invalid_rate": stats.invalid_action_rate,
+        "train/episodes": stats.episodes,
+        "train/dropped_infra": stats.dropped_infra,
+        "train/rows": len(rows),
+        "train/repetition_rate": repeats / max(1, len(rows)),
+        "train/truncated_responses": stats.truncated_responses,
+        "entropy/token_mean": float(tok_ent.mean()),
+        "entropy/response_mean": float(hbar.mean()) if len(hbar) else 0.0,
+        "entropy/response_std": float(hbar.std()) if len(hbar) else 0.0,
+        "adv/base_mean": float(base.mean()) if len(base) else 0.0,
+        "adv/base_abs_mean": float(np.abs(base).mean()) if len(base) else 0.0,
+        "adv/final_abs_mean": float(np.abs(adv).mean()) if len(adv) else 0.0,
+        "adv/negative_share": float((base < 0).mean()) if len(base) else 0.0,
+        "alpha/min": float(alpha.min()) if len(alpha) else 1.0,
+        "alpha/mean": float(alpha.mean()) if len(alpha) else 1.0,
+        "alpha/max": float(alpha.max()) if len(alpha) else 1.0,
+        "alpha/std": float(alpha.std()) if len(alpha) else 0.0,
+        "alpha/corr_abs_adv": corr,
+        "perf/rollout_seconds": stats.seconds,
+        "perf/generate_seconds": stats.generate_seconds,
+        "perf/env_seconds": stats.env_seconds,
+        "perf/mean_prompt_tokens": stats.mean_prompt_tokens,
+    }
+
+
+@dataclass
+class _Logger:
+    run_dir: Path
+    writer: Any
+
+    def metrics(self, rec: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.writer is not None:
+            for k, v in rec.items():
+                if k != "iteration" and isinstance(v, (int, float)) and math.isfinite(v):
+                    self.writer.add_scalar(k, v, rec["iteration"])
+            self.writer.flush()
+
+    def trajectories(self, lines: list[dict[str, Any]]) -> None:
+        with open(self.run_dir / "trajectories.jsonl", "a") as f:
+            for ln in lines:
+                f.write(json.dumps(ln) + "\n")
+
+
+def _tensorboard(run_dir: Path, purge_step: int | None):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # pragma: no cover - tensorboard is a core dependency
+        return None
+    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+
+
+# ---------------------------------------------------------------------------- the loop
+def load_policy(cfg: Config) -> Policy:
+    m = cfg.model
+    lora = LoraSettings(r=m.lora_r, alpha=m.lora_alpha, dropout=m.lora_dropout) if m.lora else None
+    return Policy.from_pretrained(
+        m.path, lora=lora, device=cfg.train.device, dtype=m.dtype,
+        gradient_checkpointing=m.gradient_checkpointing or None,
+        reference="auto" if cfg.ppo.kl_coef > 0 else "none",
+    )
+
+
+def run_eval(policy: Policy, cfg: Config) -> dict[str, float]:
+    r = evaluate(
+        policy, cfg.env.id, split="test", n=cfg.train.eval_tasks,
+        greedy=cfg.train.eval_temperature == 0, temperature=cfg.train.eval_temperature or 1.0,
+        max_new_tokens=cfg.rollout.max_new_tokens, window=cfg.env.window,
+        seed=cfg.train.seed + EVAL_SEED_OFFSET, env_kwargs=cfg.env.kwargs,
+    )
+    return {
+        "eval/success_rate": r.success_rate,
+        "eval/return_mean": r.mean_reward,
+        "eval/turns_mean": r.mean_turns,
+        "eval/invalid_rate": r.invalid_action_rate,
+        "eval/seconds": r.seconds,
+    }
+
+
+def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Run (or continue) one training run in ``cfg.train.run_dir``; returns the final figures."""
+    t = cfg.train
+    run_dir = Path(t.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "final.json").exists() and resume:
+        return json.loads((run_dir / "final.json").read_text())
+    saved = run_dir / "config.yaml"
+    if saved.exists() and resume and (run_dir / "checkpoints" / "latest").exists():
+        prev = saved.read_text()
+        cfg.save(saved.with_suffix(".new"))
+        now = saved.with_suffix(".new").read_text()
+        saved.with_suffix(".new").unlink()
+        if prev != now:
+            raise ValueError(f"{run_dir} holds a run with a different config; use a new train.run_dir or delete it")
+    torch.set_num_threads(t.threads)
+    torch.manual_seed(t.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    policy = load_policy(cfg)
+    policy.model.eval()  # no dropout: the update's forward must equal the scoring forward
+    value_head = ValueHead(_hidden_size(policy)).to(policy.device) if cfg.model.value_head else None
+    params = [q for q in policy.model.parameters() if q.requires_grad]
+    if value_head is not None:
+        params += list(value_head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.ppo.lr, weight_decay=cfg.ppo.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    start, wall_before = 0, 0.0
+    state = load_checkpoint(run_dir, policy, optimizer, scheduler, value_head) if resume else None
+    if state is not None:
+        start, wall_before = state["iteration"], state["wall_s"]
+        for name in ("metrics.jsonl", "trajectories.jsonl"):
+            _truncate_jsonl(run_dir / name, start)
+    else:
+        for name in ("metrics.jsonl", "trajectories.jsonl", "final.json"):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+    cfg.save(saved)
+    log = _Logger(run_dir, _tensorboard(run_dir, purge_step=start + 1 if start else None))
+    t_run = time.perf_counter() - wall_before
+
+    if start == 0:
+        log.metrics({"iteration": 0, "time_s": 0.0, **run_eval(policy, cfg)})
+
+    vec = aem_envs.make_vec(cfg.env.id, cfg.env.groups, cfg.env.group_size, mode=cfg.env.mode, **cfg.env.kwargs)
+    rollout_cfg = RolloutConfig(
+        generation=GenerationSettings(
+            max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p
+        ),
+        window=cfg.env.window,
+    )
+    bar = _progress(progress, t.iterations, start)
+    last: dict[str, Any] = {}
+    try:
+        for it in range(start + 1, t.iterations + 1):
+            seed_it = iteration_seed(t.seed, it)
+            rng = np.random.default_rng(seed_it)
+            # 1. rollouts: one row per turn
+            res = collect(policy, vec, rollout_cfg, seed=seed_it, split="train")
+            rows = res.rows
+            if not rows:
+                raise RuntimeError(f"iteration {it}: every trajectory was dropped (infra failures); see the env's logs")
+            # 2. base advantages (group statistics count each trajectory once)
+            returns = None
+            if cfg.algo.estimator == "gae":
+                with torch.no_grad():
+                    vals = torch.cat([
+                        value_head(policy, [r.prompt_ids for r in rows[s : s + 64]]) for s in range(0, len(rows), 64)
+                    ]).cpu().numpy()
+                for r, v in zip(rows, vals):
+                    r.extras["value"] = float(v)
+                base, returns = compute_gae(rows, gamma=cfg.algo.gamma, lam=cfg.algo.gae_lambda)
+            elif cfg.algo.estimator == "gigpo":
+                base = compute_advantages(rows, "gigpo", gamma=cfg.algo.gamma, step_weight=cfg.algo.gigpo_weight)
+            elif cfg.algo.estimator == "grpo":
+                base = compute_advantages(rows, "grpo", std_normalize=cfg.algo.std_normalize)
+            else:
+                base = compute_advantages(rows, cfg.algo.estimator)
+            # 3. modulation: AEM rescales each response's advantage by its confidence
+            t_mod = time.perf_counter()
+            adv, alpha = apply_modulation(
+                rows, base, cfg.algo.modulation,
+                scope=cfg.algo.scope if cfg.algo.modulation == "aem" else None,
+                lam=cfg.algo.lam, range_guard=cfg.algo.range_guard, direction=cfg.algo.direction,
+                shuffle=cfg.algo.shuffle, rng=rng,
+                empg_k=cfg.algo.empg_k, empg_k2=cfg.algo.empg_k2, empg_zeta=cfg.algo.empg_zeta,
+            )
+            mod_s = time.perf_counter() - t_mod
+            # 4. PPO epochs on response tokens
+            upd = ppo_update(policy, optimizer, scheduler, rows, np.asarray(adv, np.float64), cfg, rng, value_head, returns)
+            rec: dict[str, Any] = {"iteration": it}
+            rec.update(_batch_metrics(rows, res.stats, np.asarray(base), np.asarray(alpha), np.asarray(adv)))
+            rec.update(upd)
+            rec["perf/modulation_seconds"] = mod_s
+            rec["perf/modulation_share"] = mod_s / max(1e-9, res.stats.seconds + upd["perf/update_seconds"] + mod_s)
+            rec["perf/peak_memory_mb"] = _peak_memory_mb(policy.device)
+            if it % t.eval_every == 0 or it == t.iterations:
+                rec.update(run_eval(policy, cfg))
+            rec["time_s"] = time.perf_counter() - t_run
+            if t.log_trajectories:
+                log.trajectories([
+                    {
+                        "iteration": it, "env": cfg.env.id, "task_id": r.task_id, "traj_id": r.traj_id,
+                        "group_id": r.group_id, "turn": r.turn, "response": policy.decode_response(r.response_ids),
+                        "action": r.action, "valid": r.action_valid, "reward": r.reward,
+                        "base_adv": float(b), "alpha": float(a), "adv": float(x),
+                        "mean_entropy": r.mean_entropy, "surprisal": r.surprisal,
+                    }
+                    for r, b, a, x in zip(rows, np.asarray(base), np.asarray(alpha), np.asarray(adv))
+                ])
+            log.metrics(rec)
+            last = rec
+            if it % t.checkpoint_every == 0 or it == t.iterations:
+                save_checkpoint(run_dir, policy, optimizer, scheduler, value_head,
+                                {"iteration": it, "wall_s": rec["time_s"], "seed": t.seed})
+            _advance(bar, rec)
+    finally:
+        vec.close()
+        if bar is not None:
+            bar.stop()
+        if log.writer is not None:
+            log.writer.close()
+    if start >= t.iterations:
+        last = {}
+    final = {
+        "eval/success_rate": _last_eval(run_dir),
+        "iterations": t.iterations,
+        "wall_s": time.perf_counter() - t_run,
+        "train/success_rate": last.get("train/success_rate"),
+        "env": cfg.env.id,
+        "estimator": cfg.algo.estimator,
+        "modulation": cfg.algo.modulation,
+        "seed": t.seed,
+    }
+    policy.save(run_dir / "final_model", metadata={"config": cfg.to_dict()})
+    tmp = run_dir / "final.json.tmp"
+    tmp.write_text(json.dumps(final, indent=2))
+    os.replace(tmp, run_dir / "final.json")
+    return final
+
+
+def _last_eval(run_dir: Path) -> float | None:
+    val = None
+    for ln in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(ln)
+        if "eval/success_rate" in rec:
+            val = rec["eval/success_rate"]
+    return val
+
+
+def _progress(enabled: bool, total: int, done: int):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("iter {task.completed}/{task.total}"), BarColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"), transient=False,
+    )
+    bar.start()
+    bar.add_task("train", total=total, completed=done, status="")
+    return bar
+
+
+def _advance(bar, rec: dict[str, Any]) -> None:
+    if bar is None:
+        return
+    status = (
+        f"success {rec['train/success_rate']:.2f} reward {rec['train/return_mean']:+.2f} "
+        f"H {rec['entropy/response_mean']:.3f} tok/s {rec['perf/update_tokens_per_s']:.0f}"
+    )
+    if "eval/success_rate" in rec:
+        status += f" | eval {rec['eval/success_rate']:.2f}"
+    bar.update(bar.task_ids[0], advance=1, status=status)
+
+
+# ---------------------------------------------------------------------------- CLI
+_SHORTCUTS = {
+    "env": "env.id", "model": "model.path", "estimator": "algo.estimator", "modulation": "algo.modulation",
+    "iterations": "train.iterations", "seed": "train.seed", "run_dir": "train.run_dir",
+}
+
+
+def _cmd_train(args) -> int:
+    from aem_train.cli import import_env_module
+    from aem_train.config import load
+
+    for mod in args.import_module:
+        import_env_module(mod)
+    overrides = list(args.overrides)
+    for flag, key in _SHORTCUTS.items():
+        val = getattr(args, flag)
+        if val is not None:
+            overrides.append(f"{key}={val}")
+    overrides.append(f"train.threads={args.threads}")
+    cfg = load(args.config, overrides)
+    final = train(cfg, resume=not args.no_resume, progress=not args.json)
+    print(f"run {cfg.train.run_dir}: final test success {final['eval/success_rate']}")
+    if args.json:
+        print(json.dumps(final))
+    return 0
+
+
+def add_commands(sub) -> None:
+    from aem_train.cli import add_common_options
+
+    sp = sub.add_parser("train", help="PPO training (GRPO/RLOO/GiGPO/GAE advantages, optional AEM/EMPG modulation)")
+    sp.add_argument("--config", default=None, help="YAML config file (sections model, env, rollout, algo, ppo, train)")
+    sp.add_argument("overrides", nargs="*", metavar="SECTION.KEY=VALUE", help="config overrides, e.g. algo.lam=0.5")
+    for flag, key in _SHORTCUTS.items():
+        sp.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, help=f"shortcut for {key}=...")
+    sp.add_argument("--no-resume", action="store_true", help="start over even if run_dir holds a checkpoint")
+    add_common_options(sp)
+    sp.set_defaults(fn=_cmd_train)

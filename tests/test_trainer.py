@@ -1,0 +1,194 @@
+"""The PPO loop: determinism, exact resume, micro-batch equivalence, every estimator/modulation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from aem_train.config import ConfigError, from_dict, load
+from aem_train.policy import Policy
+from aem_train.trainer import ppo_update, train
+from aem_train.rollout import RolloutConfig, collect
+from aem_train.policy import GenerationSettings
+import aem_envs
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    from aem_train.tiny import init_model
+
+    out = tmp_path_factory.mktemp("model") / "m"
+    init_model(out, ["aem/Household-v0"], preset="test", episodes=20, seed=0)
+    return str(out)
+
+
+def _cfg(model: str, run_dir: Path, **over):
+    base = {
+        "model": {"path": model},
+        "env": {"id": "aem/Household-v0", "groups": 2, "group_size": 2, "window": 1, "kwargs": {"max_turns": 3}},
+        "rollout": {"max_new_tokens": 6},
+        # the entropy bonus gives a gradient even when every return in a group ties (a random
+        # model fails every task), so the weights really move in these short runs
+        "ppo": {"lr": 1e-3, "epochs": 2, "minibatches": 2, "entropy_coef": 0.01},
+        "train": {"iterations": 4, "eval_every": 2, "eval_tasks": 2, "run_dir": str(run_dir), "checkpoint_every": 1},
+    }
+    cfg = from_dict(base)
+    return _apply(cfg, over)
+
+
+def _apply(cfg, over):
+    from aem_train.config import replace
+
+    return replace(cfg, **over) if over else cfg
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    out = []
+    for ln in (run_dir / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(ln)
+        out.append({k: v for k, v in rec.items() if not k.startswith("perf/") and k not in ("time_s", "eval/seconds")})
+    return out
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "checkpoints" / "latest" / "trainable.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_model, tmp_path_factory) -> Path:
+    """One uninterrupted 4-iteration run the other tests compare against."""
+    d = tmp_path_factory.mktemp("ref") / "run"
+    train(_cfg(tiny_model, d), progress=False)
+    return d
+
+
+def test_same_seed_same_run(tiny_model, reference_run, tmp_path):
+    b = train(_cfg(tiny_model, tmp_path / "b"), progress=False)
+    assert _metrics(reference_run) == _metrics(tmp_path / "b")
+    wa, wb = _weights(reference_run), _weights(tmp_path / "b")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((reference_run / "final.json").read_text())["eval/success_rate"] == b["eval/success_rate"]
+    # the run directory holds everything a report needs
+    d = reference_run
+    for name in ("config.yaml", "metrics.jsonl", "trajectories.jsonl", "final.json", "final_model/config.json"):
+        assert (d / name).exists(), name
+    recs = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in recs] == [0, 1, 2, 3, 4]
+    assert "eval/success_rate" in recs[0] and "eval/success_rate" in recs[2] and "eval/success_rate" in recs[4]
+    assert all(r["alpha/mean"] == 1.0 for r in recs[1:])  # modulation none
+    traj = [json.loads(x) for x in (d / "trajectories.jsonl").read_text().splitlines()]
+    assert {"iteration", "response", "base_adv", "alpha", "adv", "mean_entropy", "surprisal"} <= set(traj[0])
+    # the weights changed
+    init = load_file(str(Path(tiny_model) / "model.safetensors"))
+    assert any(not torch.equal(init[k], wa[k]) for k in wa if k in init)
+
+
+def test_resume_is_bit_exact(tiny_model, reference_run, tmp_path):
+    full = reference_run
+    half = tmp_path / "half"
+    train(_cfg(tiny_model, half, **{"train.iterations": 2}), progress=False)
+    # continue the same run: same config except the iteration budget
+    (half / "final.json").unlink()
+    cfg = _cfg(tiny_model, half)
+    (half / "config.yaml").unlink()
+    cfg.save(half / "config.yaml")
+    train(cfg, progress=False)
+    assert _metrics(full) == _metrics(half)
+    wf, wh = _weights(full), _weights(half)
+    assert all(torch.equal(wf[k], wh[k]) for k in wf)
+
+
+def test_resume_after_crash_truncates_logs(tiny_model, reference_run, tmp_path, monkeypatch):
+    run = tmp_path / "crash"
+    import aem_train.trainer as T
+
+    calls = {"n": 0}
+    real = T.ppo_update
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "ppo_update", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny_model, run), progress=False)
+    monkeypatch.setattr(T, "ppo_update", real)
+    assert not (run / "final.json").exists()
+    train(_cfg(tiny_model, run), progress=False)
+    assert _metrics(run) == _metrics(reference_run)
+    assert all(torch.equal(a, b) for a, b in zip(_weights(run).values(), _weights(reference_run).values()))
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"algo.modulation": "aem"},
+        {"algo.modulation": "aem", "algo.scope": "trajectory", "algo.direction": "reversed", "algo.shuffle": True},
+        {"algo.modulation": "empg"},
+        {"algo.estimator": "rloo"},
+        {"algo.estimator": "gigpo", "algo.modulation": "aem"},
+        {"algo.estimator": "gae"},
+        {"ppo.kl_coef": 0.05, "ppo.entropy_coef": 0.01, "ppo.dual_clip": 3.0, "ppo.loss_agg": "response-mean"},
+        {"model.lora": True, "model.lora_r": 4, "ppo.kl_coef": 0.05},
+    ],
+)
+def test_estimators_and_modulations_run(tiny_model, tmp_path, over):
+    cfg = _cfg(tiny_model, tmp_path / "r", **{"train.iterations": 1, "train.eval_every": 1, **over})
+    final = train(cfg, progress=False)
+    recs = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    r1 = recs[1]
+    assert np.isfinite(r1["ppo/pg_loss"]) and r1["ppo/grad_norm"] >= 0
+    if over.get("algo.modulation") == "aem" and not over.get("algo.shuffle"):
+        assert r1["alpha/min"] <= 1.0 <= r1["alpha/max"]
+    if over.get("algo.estimator") == "gae":
+        assert "ppo/vf_loss" in r1
+    if over.get("ppo.kl_coef"):
+        assert r1["ppo/kl_ref"] >= 0
+    assert final["iterations"] == 1
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "response-mean"])
+def test_microbatching_matches_one_batch(tiny_model, agg):
+    """Gradient accumulation over token-budget micro-batches equals one big batch."""
+    torch.manual_seed(0)
+    cfg = _cfg(tiny_model, Path("/tmp/unused"), **{"ppo.loss_agg": agg, "ppo.epochs": 1, "ppo.minibatches": 1})
+    vec = aem_envs.make_vec("aem/Household-v0", 2, 2, max_turns=3)
+    pol = Policy.from_pretrained(tiny_model, reference="none")
+    res = collect(pol, vec, RolloutConfig(GenerationSettings(max_new_tokens=6), window=1), seed=3)
+    vec.close()
+    rows = res.rows
+    adv = np.linspace(-1, 1, len(rows))
+    grads = []
+    for budget in (10**6, 40):
+        p = Policy.from_pretrained(tiny_model, reference="none")
+        opt = torch.optim.SGD(p.model.parameters(), lr=0.0)
+        sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        c = _apply(cfg, {"ppo.token_budget": budget, "ppo.max_grad_norm": 1e9})
+        # capture the accumulated gradient before the (zero-lr) step
+        ppo_update(p, opt, sch, rows, adv, c, np.random.default_rng(0))
+        grads.append(torch.cat([q.grad.flatten() for q in p.model.parameters() if q.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="did you mean modulation"):
+        load(None, ["algo.modulaton=aem"])
+    with pytest.raises(ConfigError, match="set algo.modulation=aem"):
+        load(None, ["algo.direction=reversed"])
+    with pytest.raises(ConfigError, match="group_size >= 2"):
+        load(None, ["env.group_size=1"])
+    with pytest.raises(ConfigError, match="not found"):
+        load("/no/such.yaml")
+
+
+def test_missing_model_is_one_line_error(tmp_path):
+    cfg = _cfg(str(tmp_path / "nope" / "model"), tmp_path / "r")
+    with pytest.raises(FileNotFoundError, match="init-model"):
+        train(cfg, progress=False)
