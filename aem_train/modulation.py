@@ -184,10 +184,14 @@ class ResponseStats:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Row]) -> ResponseStats:
-        # Row.mean_entropy, computed as sum/len: np.mean per row was 3x slower and dominated the step
-        hbar = [float(np.sum(row.token_entropy, dtype=np.float64)) / max(len(row.token_entropy), 1) for row in rows]
+        # Row.mean_entropy for all rows at once: per-row np.mean dominated the AEM step (~40x slower)
+        lengths = np.array([len(row.token_entropy) for row in rows], dtype=np.int64)
+        flat = np.concatenate([row.token_entropy for row in rows] or [np.zeros(0)]).astype(np.float64)
+        csum = np.concatenate([[0.0], np.cumsum(flat)])
+        ends = np.cumsum(lengths)
+        hbar = (csum[ends] - csum[ends - lengths]) / np.maximum(lengths, 1)
         return cls(
-            mean_entropy=np.array(hbar, dtype=np.float64),
+            mean_entropy=hbar,
             group_ids=np.array([row.group_id for row in rows]),
             traj_ids=np.array([row.traj_id for row in rows]),
             turns=np.array([row.turn for row in rows], dtype=np.int64),

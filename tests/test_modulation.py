@@ -185,6 +185,9 @@ def test_rows_and_torch_inputs():
     adv_t, alpha_t = apply_modulation(rows, torch.tensor(base, dtype=torch.float32), "aem")
     assert isinstance(adv_t, torch.Tensor) and adv_t.dtype == torch.float32
     np.testing.assert_allclose(adv_t.numpy(), adv_rows, atol=1e-6)
+    # an empty response among them: Hbar 0, like Row.mean_entropy
+    rows.append(Row([1], [], np.zeros(0, np.float32), np.zeros(0, np.float32), 0.0, True, 1, 9, 0, "t"))
+    np.testing.assert_allclose(ResponseStats.from_rows(rows).mean_entropy, [r.mean_entropy for r in rows], atol=1e-6)
     a = aem_alpha(torch.tensor([0.2, 0.7, 1.2], dtype=torch.float64), torch.tensor([0, 0, 0]))
     assert isinstance(a, torch.Tensor) and a.dtype == torch.float64
     np.testing.assert_allclose(a.numpy(), [1.5194412, 0.9215877, 0.5589712], atol=1e-7)
