@@ -140,7 +140,8 @@ def aem_alpha(
     if mean_over == "tokens":
         if num_tokens is None:
             raise ValueError("mean_over='tokens' needs num_tokens= (response lengths)")
-        weights = _to_numpy(num_tokens)[0].astype(np.float64).reshape(-1)
+        # a floor keeps a scope of empty responses finite (alpha is then moot: no tokens carry it)
+        weights = np.maximum(_to_numpy(num_tokens)[0].astype(np.float64).reshape(-1), 1e-9)
 
     n_scopes = int(sid.max()) + 1
     lo = np.full(n_scopes, np.inf)
