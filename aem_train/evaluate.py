@@ -1,0 +1,149 @@
+"""Evaluation: success rate, mean episode reward, mean turns and invalid-action rate of a policy
+on one split of an env, deterministic for a fixed seed (tasks, env RNG and torch sampling are
+all derived from it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+import aem_envs
+from aem_train.policy import GenerationSettings, Policy
+from aem_train.rollout import RolloutConfig, collect
+
+
+@dataclass
+class EvalResult:
+    env_id: str
+    split: str
+    episodes: int
+    success_rate: float
+    mean_reward: float  # mean episode return
+    mean_turns: float
+    invalid_action_rate: float  # invalid turns / all turns
+    dropped_infra: int
+    greedy: bool
+    temperature: float
+    seed: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        mode = "greedy" if self.greedy else f"T={self.temperature:g}"
+        return (
+            f"{self.env_id} [{self.split}, {self.episodes} episodes, {mode}]: "
+            f"success {self.success_rate:.1%}, reward {self.mean_reward:.3f}, "
+            f"turns {self.mean_turns:.2f}, invalid {self.invalid_action_rate:.1%}"
+            + (f", {self.dropped_infra} dropped (infra)" if self.dropped_infra else "")
+            + f" ({self.seconds:.1f} s)"
+        )
+
+
+def eval_task_ids(env_id: str, split: str, n: int, seed: int, **env_kwargs: Any) -> list[str]:
+    """``n`` task ids of ``split`` drawn without replacement by ``seed`` (cycled if n > len)."""
+    env = aem_envs.make(env_id, split=split, **env_kwargs)
+    try:
+        ids = env.task_ids(split)
+        order = np.random.default_rng(seed).permutation(len(ids))
+        return [ids[int(order[k % len(ids)])] for k in range(n)]
+    finally:
+        env.close()
+
+
+def evaluate(
+    policy: Policy,
+    env_id: str,
+    *,
+    split: str = "test",
+    n: int = 100,
+    greedy: bool = True,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 24,
+    window: int = 1,
+    seed: int = 0,
+    batch_size: int = 64,
+    env_kwargs: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Play ``n`` episodes of ``split`` (one per task) and aggregate them."""
+    if n < 1:
+        raise ValueError(f"n={n} must be >= 1")
+    env_kwargs = dict(env_kwargs or {})
+    t0 = time.perf_counter()
+    tasks = eval_task_ids(env_id, split, n, seed, **env_kwargs)
+    cfg = RolloutConfig(
+        generation=GenerationSettings(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, greedy=greedy
+        ),
+        window=window,
+        score=False,
+    )
+    succ, rets, turns, invalid, dropped = [], [], [], 0, 0
+    for b, start in enumerate(range(0, n, batch_size)):
+        chunk = tasks[start : start + batch_size]
+        with aem_envs.make_vec(env_id, num_tasks=len(chunk), group_size=1, split=split, **env_kwargs) as venv:
+            res = collect(policy, venv, cfg, seed=seed * 1_000_003 + b, task_ids=chunk)
+        for t in res.trajectories:
+            if t.dropped is not None:
+                dropped += 1
+                continue
+            succ.append(t.success)
+            rets.append(t.ret)
+            turns.append(t.turns)
+            invalid += t.invalid_actions
+    kept = max(len(succ), 1)
+    return EvalResult(
+        env_id=env_id,
+        split=split,
+        episodes=len(succ),
+        success_rate=float(np.sum(succ) / kept),
+        mean_reward=float(np.sum(rets) / kept),
+        mean_turns=float(np.sum(turns) / kept),
+        invalid_action_rate=float(invalid / max(np.sum(turns), 1)),
+        dropped_infra=dropped,
+        greedy=greedy,
+        temperature=temperature,
+        seed=seed,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    policy = Policy.from_pretrained(args.checkpoint, device=args.device, reference="none")
+    res = evaluate(
+        policy, args.env, split=args.split, n=args.episodes, greedy=args.temperature == 0,
+        temperature=args.temperature or 1.0, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+        window=args.window, seed=args.seed,
+    )
+    print(res.summary())
+    if args.json:
+        print(json.dumps(res.as_dict()))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    from aem_train.cli import add_common_options
+
+    sp = sub.add_parser("eval", help="evaluate a checkpoint on an env split")
+    sp.add_argument("checkpoint", help="HF checkpoint directory (or hub id)")
+    sp.add_argument("--env", required=True, help="environment id, e.g. aem/Household-v0")
+    sp.add_argument("--split", default="test")
+    sp.add_argument("--episodes", type=int, default=100)
+    sp.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding")
+    sp.add_argument("--top-p", type=float, default=1.0)
+    sp.add_argument("--max-new-tokens", type=int, default=24)
+    sp.add_argument("--window", type=int, default=1, help="past turns kept in the prompt")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--device", default="auto")
+    add_common_options(sp)
+    sp.set_defaults(fn=_cmd_eval)
+
+
+__all__ = ["EvalResult", "eval_task_ids", "evaluate"]

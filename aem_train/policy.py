@@ -1,0 +1,464 @@
+"""The policy: any ``transformers`` causal LM plus its tokenizer, with the three operations a
+multi-turn PPO learner needs — encode a chat prompt, sample responses, and score responses.
+
+**One scoring function.** :meth:`Policy.forward_response` is the only code that turns
+(prompt ids, response ids) into per-token log-probs and full-vocabulary entropies. The rollout
+computes the old-policy log-probs with it (without gradient, :meth:`Policy.score`) and the
+trainer calls it with gradient, so ``ratio = exp(logp - logp_old)`` is exactly 1 before the
+first update. Sampler scores (after temperature / top-p) are *not* the policy's distribution
+and are never used.
+
+**Layout.** A batch is laid out as ``[pad .. prompt | response .. pad]``: prompts are left-padded
+to a common length so every response starts in the same column, and position ids count only
+real tokens, so each row is computed exactly as if it were alone. The model is asked for logits
+only over the response columns (``logits_to_keep``), which keeps memory at
+``batch x response_len x vocab`` instead of ``batch x total_len x vocab``.
+
+**Reference policy** (for the KL term): with LoRA it is the same weights with the adapter
+disabled (no extra memory); with full fine-tuning it is a frozen copy, optionally on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LoraSettings:
+    """LoRA through ``peft``. ``target_modules="all-linear"`` adapts every linear layer but the head."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0  # >0 would make the training forward differ from the scoring forward
+    target_modules: str | list[str] = "all-linear"
+
+
+@dataclass
+class ResponseBatch:
+    """Padded tensors for a list of (prompt, response) pairs; see the module docstring."""
+
+    input_ids: torch.Tensor  # [B, P + R]
+    attention_mask: torch.Tensor  # [B, P + R]
+    position_ids: torch.Tensor  # [B, P + R]
+    response_ids: torch.Tensor  # [B, R] (pad positions hold 0)
+    response_mask: torch.Tensor  # [B, R] float, 1 on real response tokens
+    prompt_len: int  # P, the common (left-padded) prompt length
+
+
+@dataclass
+class ScoreOutput:
+    """Per-row numpy arrays (float32), each as long as that row's response."""
+
+    logprobs: list[np.ndarray]
+    entropies: list[np.ndarray]
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 24
+    temperature: float = 1.0
+    top_p: float = 1.0
+    greedy: bool = False  # argmax decoding; temperature/top_p are ignored
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={self.max_new_tokens} must be >= 1")
+        if not self.greedy and self.temperature <= 0:
+            raise ValueError(f"temperature={self.temperature} must be > 0; use greedy=True for argmax")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p} must be in (0, 1]")
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_response_batch(
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    pad_id: int,
+    device: torch.device | str = "cpu",
+) -> ResponseBatch:
+    """Left-pad prompts and right-pad responses into one batch (see module docstring)."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    if not prompts:
+        raise ValueError("cannot build an empty batch")
+    for p, r in zip(prompts, responses):
+        if len(p) == 0:
+            raise ValueError("a prompt is empty; every response must be conditioned on >= 1 token")
+        if len(r) == 0:
+            raise ValueError("a response is empty; rows need at least one response token")
+    B = len(prompts)
+    P = max(len(p) for p in prompts)
+    R = max(len(r) for r in responses)
+    ids = torch.full((B, P + R), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, P + R), dtype=torch.long)
+    resp = torch.zeros((B, R), dtype=torch.long)
+    rmask = torch.zeros((B, R), dtype=torch.float32)
+    for b, (p, r) in enumerate(zip(prompts, responses)):
+        ids[b, P - len(p) : P] = torch.as_tensor(list(p), dtype=torch.long)
+        ids[b, P : P + len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+        mask[b, P - len(p) : P + len(r)] = 1
+        resp[b, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+        rmask[b, : len(r)] = 1.0
+    # Real tokens get positions 0, 1, ... exactly as in an unpadded forward pass.
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    dev = torch.device(device)
+    return ResponseBatch(
+        ids.to(dev), mask.to(dev), pos.to(dev), resp.to(dev), rmask.to(dev), prompt_len=P
+    )
+
+
+def token_logprobs_and_entropy(
+    logits: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(target) and full-vocabulary entropy per position, computed in float32."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    tok_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return tok_logp, entropy
+
+
+class Policy:
+    """A causal LM, its tokenizer, and the reference policy.
+
+    Build it with :meth:`from_pretrained` (a local checkpoint directory, e.g. from
+    ``aem-train init-model``, or a hub id for users who have one cached) or wrap objects you
+    already hold with the constructor.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        ref_model: torch.nn.Module | None = None,
+        lora: bool = False,
+        device: torch.device | str | None = None,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.ref_model = ref_model
+        self.lora = lora
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos_token; set tokenizer.eos_token before wrapping it")
+        if tokenizer.pad_token_id is None:
+            # Many chat checkpoints ship without a pad token; pads are always masked out here.
+            tokenizer.pad_token = tokenizer.eos_token
+        self._logits_to_keep_ok: bool | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        lora: LoraSettings | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        gradient_checkpointing: bool | None = None,
+        reference: str = "auto",
+    ) -> Policy:
+        """Load a checkpoint directory or hub id.
+
+        ``dtype="auto"`` is bfloat16 on GPU and float32 on CPU. ``gradient_checkpointing``
+        defaults to on for GPU. ``reference``: ``"auto"`` (adapter-disabled for LoRA, a frozen
+        copy on the policy's device otherwise), ``"cpu"`` (frozen copy on CPU), ``"none"``.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        dev = pick_device(device)
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype)
+        path = str(name_or_path)
+        if os.sep in path and not Path(path).exists():
+            raise FileNotFoundError(
+                f"no checkpoint at {path!r}; create one with `aem-train init-model --preset tiny {path} --envs ...`"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(dev)
+        if gradient_checkpointing is None:
+            gradient_checkpointing = dev.type == "cuda"
+        ref_model = None
+        if lora is not None:
+            try:
+                from peft import LoraConfig, get_peft_model
+            except ImportError as e:  # pragma: no cover - depends on the install
+                raise ImportError("LoRA needs peft; install it with `pip install 'aem[lora]'`") from e
+            cfg = LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=lora.target_modules,
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, cfg)
+            if reference not in ("auto", "none"):
+                raise ValueError(f"reference={reference!r} with LoRA; the reference is the adapter-disabled model, use 'auto'")
+        elif reference in ("auto", "cpu"):
+            ref_model = copy.deepcopy(model).to("cpu" if reference == "cpu" else dev)
+            ref_model.requires_grad_(False).eval()
+        elif reference != "none":
+            raise ValueError(f"reference={reference!r} is unknown; use 'auto', 'cpu' or 'none'")
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if lora is not None:
+                model.enable_input_require_grads()
+        model.eval()
+        return cls(model, tokenizer, ref_model=ref_model, lora=lora is not None, device=dev)
+
+    # ------------------------------------------------------------------ text <-> ids
+    @property
+    def eos_token_id(self) -> int:
+        return int(self.tokenizer.eos_token_id)
+
+    @property
+    def pad_token_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    def prompt_text(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode_prompt(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of the chat view with the assistant turn opened (generation prompt)."""
+        text = self.prompt_text(messages)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_response(self, text: str) -> list[int]:
+        """Ids of a *demonstration* response (SFT only): the text followed by EOS.
+
+        Sampled responses are never re-encoded; rollouts keep the ids the sampler drew.
+        """
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.eos_token_id]
+
+    def decode_response(self, ids: Sequence[int]) -> str:
+        """The text the env receives (special tokens such as EOS dropped)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ scoring
+    def forward_response(
+        self,
+        batch: ResponseBatch,
+        *,
+        model: torch.nn.Module | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probs and entropies ``[B, R]`` of the batch's responses (pads hold 0).
+
+        Gradient flows when called outside ``torch.no_grad``; this is the training forward.
+        """
+        model = self.model if model is None else model
+        R = batch.response_ids.shape[1]
+        kwargs = dict(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+        )
+        # Logit at column P-1+j predicts response token j; keep only those R (+ the last) columns.
+        if self._logits_to_keep_ok is not False:
+            try:
+                logits = model(**kwargs, logits_to_keep=R + 1).logits[:, :-1]
+                self._logits_to_keep_ok = True
+            except TypeError:
+                self._logits_to_keep_ok = False
+        if self._logits_to_keep_ok is False:
+            P = batch.prompt_len
+            logits = model(**kwargs).logits[:, P - 1 : P - 1 + R]
+        logp, ent = token_logprobs_and_entropy(logits, batch.response_ids)
+        m = batch.response_mask
+        return logp * m, ent * m
+
+    @torch.no_grad()
+    def score(
+        self,
+        prompts: Sequence[Sequence[int]],
+        responses: Sequence[Sequence[int]],
+        *,
+        max_tokens: int = 16384,
+        reference: bool = False,
+    ) -> ScoreOutput:
+        """Log-probs and full-vocabulary entropies of each response token, without gradient.
+
+        Rows are processed in chunks of at most ``max_tokens`` padded tokens (rows sorted by
+        length so padding stays small) so memory is bounded. ``reference=True`` scores under
+        the reference policy.
+        """
+        n = len(prompts)
+        if n != len(responses):
+            raise ValueError(f"{n} prompts but {len(responses)} responses")
+        out_lp: list[np.ndarray | None] = [None] * n
+        out_ent: list[np.ndarray | None] = [None] * n
+        for idx in _length_chunks(prompts, responses, max_tokens):
+            with self._reference_ctx(reference) as model:
+                dev = next(model.parameters()).device
+                batch = build_response_batch(
+                    [prompts[i] for i in idx], [responses[i] for i in idx], self.pad_token_id, dev
+                )
+                was_training = model.training
+                model.eval()
+                try:
+                    lp, ent = self.forward_response(batch, model=model)
+                finally:
+                    model.train(was_training)
+            lp, ent = lp.float().cpu().numpy(), ent.float().cpu().numpy()
+            for k, i in enumerate(idx):
+                L = len(responses[i])
+                out_lp[i] = lp[k, :L].astype(np.float32)
+                out_ent[i] = ent[k, :L].astype(np.float32)
+        return ScoreOutput(out_lp, out_ent)  # type: ignore[arg-type]
+
+    @contextmanager
+    def _reference_ctx(self, reference: bool):
+        if not reference:
+            yield self.model
+        elif self.lora:
+            with self.model.disable_adapter():
+                yield self.model
+        elif self.ref_model is not None:
+            yield self.ref_model
+        else:
+            raise RuntimeError("this policy has no reference model; load it with reference='auto' or 'cpu'")
+
+    def reference_context(self, reference: bool = True):
+        """Context yielding the module that computes the reference policy (see class docstring)."""
+        return self._reference_ctx(reference) if reference else nullcontext(self.model)
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        settings: GenerationSettings,
+        *,
+        max_batch: int = 256,
+    ) -> list[list[int]]:
+        """Sample one response per prompt in batched ``generate`` calls (left padding, KV cache).
+
+        Each response is the sampled ids up to and including the first EOS (or
+        ``max_new_tokens`` ids when no EOS came), exactly as drawn. Seed with
+        ``torch.manual_seed`` for reproducible sampling.
+        """
+        out: list[list[int]] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for s in range(0, len(prompts), max_batch):
+                out.extend(self._generate_chunk(prompts[s : s + max_batch], settings))
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _generate_chunk(self, prompts: Sequence[Sequence[int]], st: GenerationSettings) -> list[list[int]]:
+        P = max(len(p) for p in prompts)
+        limit = self._max_positions()
+        if limit is not None and P + st.max_new_tokens > limit:
+            raise ValueError(
+                f"prompt of {P} tokens + {st.max_new_tokens} new tokens exceeds the model's "
+                f"{limit} positions; shorten the chat window (window=1) or max_new_tokens"
+            )
+        pad = self.pad_token_id
+        ids = torch.full((len(prompts), P), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for b, p in enumerate(prompts):
+            ids[b, P - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+            mask[b, P - len(p) :] = 1
+        from transformers import GenerationConfig
+
+        # An explicit config: a checkpoint's own generation defaults (top_k=50, repetition
+        # penalties, ...) would otherwise silently change the sampling distribution.
+        if st.greedy:
+            cfg = GenerationConfig(do_sample=False, max_new_tokens=st.max_new_tokens)
+        else:
+            cfg = GenerationConfig(
+                do_sample=True,
+                temperature=st.temperature,
+                top_p=st.top_p,
+                top_k=0,
+                max_new_tokens=st.max_new_tokens,
+            )
+        cfg.eos_token_id, cfg.pad_token_id, cfg.use_cache = self.eos_token_id, pad, True
+        seqs = self.model.generate(
+            input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=cfg
+        )
+        new = seqs[:, P:].cpu().tolist()
+        eos = self.eos_token_id
+        responses = []
+        for row in new:
+            # Cut after the first EOS: what follows is padding generate appended, not samples.
+            cut = row.index(eos) + 1 if eos in row else len(row)
+            responses.append(row[:cut])
+        return responses
+
+    def _max_positions(self) -> int | None:
+        cfg = getattr(self.model, "config", None)
+        return getattr(cfg, "max_position_embeddings", None)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, out_dir: str | os.PathLike, *, merge_lora: bool = True, metadata: dict | None = None) -> Path:
+        """Write an ordinary HF checkpoint directory (safetensors + tokenizer + chat template).
+
+        LoRA weights are merged into a copy of the base model by default so the directory
+        loads with plain ``AutoModelForCausalLM.from_pretrained``.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        model = self.model
+        if self.lora and merge_lora:
+            model = copy.deepcopy(self.model).merge_and_unload()
+        model.save_pretrained(out, safe_serialization=True)
+        self.tokenizer.save_pretrained(out)
+        if metadata:
+            (out / "aem_train.json").write_text(json.dumps(metadata, indent=2, default=str))
+        return out
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def _length_chunks(
+    prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], max_tokens: int
+) -> list[list[int]]:
+    """Index chunks whose padded size (rows x (max prompt + max response)) fits ``max_tokens``."""
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]) + len(responses[i]), i))
+    chunks: list[list[int]] = []
+    cur: list[int] = []
+    P = R = 0
+    for i in order:
+        p2, r2 = max(P, len(prompts[i])), max(R, len(responses[i]))
+        if cur and (len(cur) + 1) * (p2 + r2) > max_tokens:
+            chunks.append(cur)
+            cur, p2, r2 = [], len(prompts[i]), len(responses[i])
+        cur.append(i)
+        P, R = p2, r2
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+__all__ = [
+    "GenerationSettings",
+    "LoraSettings",
+    "Policy",
+    "ResponseBatch",
+    "ScoreOutput",
+    "build_response_batch",
+    "pick_device",
+    "token_logprobs_and_entropy",
+]

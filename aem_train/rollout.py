@@ -1,0 +1,309 @@
+"""Multi-turn rollouts on whole-action units: one :class:`~aem_train.rows.Row` per env turn.
+
+``collect(policy, vec_env)`` plays one episode in every env of a ``make_vec`` vector env. Each
+turn it builds every active env's prompt from its chat view (system prompt + instruction +
+last ``window`` turns + current observation), samples all responses in one batched
+``generate`` call, and steps the envs. The response ids are kept exactly as sampled (never
+decoded and re-encoded); the text the env receives is their decoding. Observation text only
+ever reaches the model through the next turn's *prompt*, so it can never carry loss (the
+verl-agent layout; AEM, arXiv 2605.00425, assigns credit to these per-turn responses).
+
+Old-policy log-probs and full-vocabulary entropies come from one scoring forward pass
+(:meth:`Policy.score`) after the episodes end — the same function the trainer differentiates —
+not from the sampler's temperature/top-p processed scores, which are not the policy.
+
+Failures: a step whose ``info["error_kind"] == "infra"`` drops its whole trajectory from the
+rows (counted in :class:`RolloutStats`); an exception raised inside one env's ``reset`` or
+``step`` is turned into such an infra failure for that env alone, so it never kills the
+collection.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from aem_envs.chat import ChatView
+from aem_envs.vector import TextVecEnv
+from aem_train.policy import GenerationSettings, Policy
+from aem_train.rows import Row
+
+
+@dataclass
+class RolloutConfig:
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    window: int = 1  # past turns kept in the prompt; prefill dominates CPU time, keep it short
+    score: bool = True  # compute old log-probs/entropies (evaluation skips it: arrays are NaN)
+    score_max_tokens: int = 16384  # padded tokens per scoring chunk (bounds memory)
+    max_turn_loops: int = 10_000  # safety stop for envs whose episodes never end
+
+
+@dataclass
+class TrajectoryInfo:
+    traj_id: int
+    group_id: int
+    task_id: str
+    env_index: int
+    turns: int = 0
+    ret: float = 0.0
+    success: bool = False
+    invalid_actions: int = 0
+    dropped: str | None = None  # None, "infra" or "exception"
+    error: str | None = None  # the infra message or exception text
+
+
+@dataclass
+class RolloutStats:
+    episodes: int = 0
+    kept: int = 0
+    dropped_infra: int = 0  # trajectories dropped because an env reported an infra error
+    env_exceptions: int = 0  # of those, how many were exceptions raised inside an env
+    rows: int = 0
+    success_rate: float = 0.0  # over kept trajectories
+    mean_return: float = 0.0
+    mean_turns: float = 0.0
+    invalid_action_rate: float = 0.0  # invalid turns / turns, kept trajectories
+    truncated_responses: int = 0  # responses that hit max_new_tokens without EOS
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    mean_prompt_tokens: float = 0.0
+    generate_seconds: float = 0.0
+    score_seconds: float = 0.0
+    env_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RolloutResult:
+    rows: list[Row]  # kept trajectories only, ordered by (traj_id, turn)
+    trajectories: list[TrajectoryInfo]  # every episode, dropped ones included
+    stats: RolloutStats
+
+
+# ---------------------------------------------------------------------- env guards
+def _exception_info(env: Any, exc: BaseException) -> dict[str, Any]:
+    return {
+        "action": None,
+        "action_valid": False,
+        "invalid_reason": None,
+        "turn": getattr(env, "turn", 0),
+        "task_id": getattr(env, "task_id", None),
+        "split": getattr(env, "split", None),
+        "success": False,
+        "error_kind": "infra",
+        "invalid_policy": str(getattr(env, "invalid_policy", "")),
+        "timing": 0.0,
+        "exception": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback.format_exc(limit=5),
+    }
+
+
+@contextmanager
+def guarded_envs(vec_env: TextVecEnv) -> Iterator[None]:
+    """Make an exception inside one env's ``reset``/``step`` an infra failure of that env only.
+
+    Installs per-instance wrappers (so ``TextVecEnv``'s own bookkeeping and thread pool are
+    used unchanged) and removes them on exit.
+    """
+    installed = []
+    for env in vec_env.envs:
+        orig_step, orig_reset = env.step, env.reset
+
+        def step(action, _env=env, _orig=orig_step):
+            try:
+                return _orig(action)
+            except Exception as e:  # noqa: BLE001 - any env bug must stay local to that env
+                return f"[env exception] {type(e).__name__}: {e}", 0.0, False, True, _exception_info(_env, e)
+
+        def reset(*, seed=None, options=None, _env=env, _orig=orig_reset):
+            try:
+                return _orig(seed=seed, options=options)
+            except Exception as e:  # noqa: BLE001
+                info = _exception_info(_env, e)
+                info["reset_failed"] = True
+                if options and "task_id" in options:
+                    info["task_id"] = options["task_id"]
+                return "", info
+
+        env.step, env.reset = step, reset  # instance attributes shadow the class methods
+        installed.append(env)
+    try:
+        yield
+    finally:
+        for env in installed:
+            for name in ("step", "reset"):
+                env.__dict__.pop(name, None)
+
+
+# ---------------------------------------------------------------------- collection
+def collect(
+    policy: Policy,
+    vec_env: TextVecEnv,
+    config: RolloutConfig | None = None,
+    *,
+    seed: int | None = None,
+    task_ids: Sequence[str] | None = None,
+    split: str | None = None,
+    traj_offset: int = 0,
+    group_offset: int = 0,
+) -> RolloutResult:
+    """Play one episode in every env of ``vec_env`` and return one row per turn.
+
+    ``seed`` fixes the envs' tasks/RNG (through ``vec_env.reset``) *and* the sampler (torch
+    RNG, forked so the caller's global RNG is untouched): same seed, same rows.
+    ``task_ids`` gives one task per group. Trajectory ``i`` is env ``i`` (+ ``traj_offset``);
+    its group is ``vec_env.group_ids[i]`` (+ ``group_offset``).
+    """
+    cfg = config or RolloutConfig()
+    t_start = time.perf_counter()
+    devices = [policy.device] if policy.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), guarded_envs(vec_env):
+        if seed is not None:
+            torch.manual_seed(seed)
+        result = _collect(policy, vec_env, cfg, seed, task_ids, split, traj_offset, group_offset)
+    result.stats.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _collect(
+    policy: Policy,
+    vec_env: TextVecEnv,
+    cfg: RolloutConfig,
+    seed: int | None,
+    task_ids: Sequence[str] | None,
+    split: str | None,
+    traj_offset: int,
+    group_offset: int,
+) -> RolloutResult:
+    n = vec_env.num_envs
+    stats = RolloutStats(episodes=n)
+    t0 = time.perf_counter()
+    observations, infos = vec_env.reset(seed=seed, task_ids=task_ids, split=split)
+    stats.env_seconds += time.perf_counter() - t0
+
+    trajs = [
+        TrajectoryInfo(
+            traj_id=traj_offset + i,
+            group_id=group_offset + int(vec_env.group_ids[i]),
+            task_id=str(vec_env.task_ids[i]),
+            env_index=i,
+        )
+        for i in range(n)
+    ]
+    views: list[ChatView] = []
+    for i, env in enumerate(vec_env.envs):
+        view = ChatView(system_prompt=env.system_prompt, window=cfg.window)
+        views.append(view)
+        if infos[i].get("error_kind") == "infra":  # reset itself failed
+            trajs[i].dropped, trajs[i].error = "exception", infos[i].get("exception")
+            vec_env.done[i] = True
+        else:
+            view.reset(env.instruction, observations[i])
+    pending: list[list[Row]] = [[] for _ in range(n)]
+
+    loops = 0
+    while not vec_env.all_done:
+        loops += 1
+        if loops > cfg.max_turn_loops:
+            raise RuntimeError(
+                f"episodes still running after {cfg.max_turn_loops} turns; give the env a max_turns"
+            )
+        active = [i for i in range(n) if not vec_env.done[i]]
+        prompts = [policy.encode_prompt(views[i].messages()) for i in active]
+        t0 = time.perf_counter()
+        responses = policy.generate(prompts, cfg.generation)
+        stats.generate_seconds += time.perf_counter() - t0
+        texts = [policy.decode_response(r) for r in responses]
+        actions: list[str | None] = [None] * n
+        for k, i in enumerate(active):
+            actions[i] = texts[k]
+        t0 = time.perf_counter()
+        step = vec_env.step(actions)
+        stats.env_seconds += time.perf_counter() - t0
+
+        for k, i in enumerate(active):
+            info = step.infos[i] or {}
+            tr = trajs[i]
+            term, trunc = bool(step.terminated[i]), bool(step.truncated[i])
+            reward = float(step.rewards[i])
+            resp = responses[k]
+            has_eos = bool(resp) and resp[-1] == policy.eos_token_id
+            stats.truncated_responses += int(not has_eos)
+            row = Row(
+                prompt_ids=prompts[k],
+                response_ids=resp,
+                old_logprobs=np.full(len(resp), np.nan, dtype=np.float32),
+                token_entropy=np.full(len(resp), np.nan, dtype=np.float32),
+                reward=reward,
+                done=term or trunc,
+                group_id=tr.group_id,
+                traj_id=tr.traj_id,
+                turn=len(pending[i]),
+                task_id=tr.task_id,
+                observation=views[i].observation,
+                action=info.get("action"),
+                action_valid=bool(info.get("action_valid", False)),
+                extras={
+                    "terminated": term,
+                    "truncated": trunc,
+                    "eos": has_eos,
+                    "response_text": texts[k],
+                },
+            )
+            pending[i].append(row)
+            tr.turns += 1
+            tr.ret += reward
+            tr.invalid_actions += int(not row.action_valid)
+            if info.get("error_kind") == "infra":
+                tr.dropped = "exception" if "exception" in info else "infra"
+                tr.error = info.get("exception") or step.observations[i]
+            if term or trunc:
+                tr.success = bool(info.get("success", False))
+            else:
+                views[i].record(texts[k], step.observations[i] or "")
+
+    rows: list[Row] = []
+    for i, tr in enumerate(trajs):
+        if tr.dropped is not None:
+            stats.dropped_infra += 1
+            stats.env_exceptions += int(tr.dropped == "exception")
+            continue
+        for row in pending[i]:
+            row.traj_return, row.traj_success = tr.ret, tr.success
+            rows.append(row)
+
+    if cfg.score and rows:
+        t0 = time.perf_counter()
+        scored = policy.score(
+            [r.prompt_ids for r in rows], [r.response_ids for r in rows], max_tokens=cfg.score_max_tokens
+        )
+        for r, lp, ent in zip(rows, scored.logprobs, scored.entropies):
+            r.old_logprobs, r.token_entropy = lp, ent
+        stats.score_seconds += time.perf_counter() - t0
+
+    kept = [t for t in trajs if t.dropped is None]
+    stats.kept = len(kept)
+    stats.rows = len(rows)
+    if kept:
+        turns = sum(t.turns for t in kept)
+        stats.success_rate = float(np.mean([t.success for t in kept]))
+        stats.mean_return = float(np.mean([t.ret for t in kept]))
+        stats.mean_turns = turns / len(kept)
+        stats.invalid_action_rate = sum(t.invalid_actions for t in kept) / max(turns, 1)
+    stats.prompt_tokens = sum(len(r.prompt_ids) for r in rows)
+    stats.response_tokens = sum(len(r.response_ids) for r in rows)
+    stats.mean_prompt_tokens = stats.prompt_tokens / max(len(rows), 1)
+    return RolloutResult(rows, trajs, stats)
+
+
+__all__ = ["RolloutConfig", "RolloutResult", "RolloutStats", "TrajectoryInfo", "collect", "guarded_envs"]
