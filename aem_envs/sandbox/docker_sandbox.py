@@ -113,6 +113,8 @@ class DockerSandbox(Sandbox):
         if image:
             self.config = self.config.with_(image=image)
         self.workdir = self.config.workdir
+        self.scratch = self.config.scratch
+        self.loaded_task: str | None = None  # set by envs that uploaded a task's files
         self._lock = threading.RLock()
         self._closed = False
         self._shell: _ExecStream | None = None

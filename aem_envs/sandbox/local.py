@@ -46,6 +46,7 @@ class LocalSandbox(Sandbox):
         self.scratch = os.path.join(self.root, "tmp")
         os.makedirs(self.workdir)
         os.makedirs(self.scratch)
+        self.loaded_task: str | None = None
         self.output_limit = output_limit
         self.default_timeout = default_timeout
         self._lock = threading.RLock()
