@@ -309,9 +309,14 @@ def resolve_mode(spec: ImageSpec, mode: Mode, client: docker.DockerClient) -> Li
         raise ImageError(f"unknown build mode {mode!r}; use auto, registry or offline")
     if spec.external_base is None:  # built FROM aem images: no registry involved either way
         return "offline" if mode == "offline" else "registry"
-    if mode != "auto":
+    if mode == "offline":
         return mode
-    return "registry" if registry_available(spec.external_base, client) else "offline"
+    if registry_available(spec.external_base, client):
+        return "registry"
+    if mode == "registry":
+        raise ImageError(f"{spec.external_base} is neither present nor pullable from a registry; "
+                         f"build with: aem-envs images build {spec.name} --mode offline")
+    return "offline"
 
 
 # --- the offline rootfs ----------------------------------------------------------------------

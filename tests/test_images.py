@@ -304,3 +304,21 @@ def test_a_failing_build_reports_the_failing_step(client, tmp_path):
         assert not images.image_exists("aem/test-broken:0", client)
     finally:
         images.IMAGES.pop(spec.name, None)
+
+
+@pytest.mark.docker
+def test_mode_resolution_prefers_a_reachable_registry_and_explains_an_unreachable_one(client):
+    base = IMAGES["base"]
+    assert images.resolve_mode(base, "offline", client) == "offline"
+    derived = ImageSpec("d", "aem/d:0", base.context, depends_on=("base",))
+    assert images.resolve_mode(derived, "auto", client) == "registry"  # FROM a local aem image
+    assert images.resolve_mode(derived, "offline", client) == "offline"
+    with pytest.raises(ImageError, match="unknown build mode"):
+        images.resolve_mode(base, "cloud", client)  # type: ignore[arg-type]
+    # an external base that no registry serves: auto falls back, registry says what to do
+    nowhere = ImageSpec("x", "aem/x:0", base.context, external_base="aem-test/not-in-any-registry:0")
+    assert images.resolve_mode(nowhere, "auto", client) == "offline"
+    with pytest.raises(ImageError, match="--mode offline"):
+        images.resolve_mode(nowhere, "registry", client)
+    # a base present locally counts as available
+    assert images.registry_available(BASE_IMAGE, client)
