@@ -302,6 +302,8 @@ def registry_available(ref: str, client: docker.DockerClient | None = None, time
         return False
     except Exception:  # a read timeout surfaces as a requests exception
         return False
+    finally:
+        quick.close()
 
 
 def resolve_mode(spec: ImageSpec, mode: Mode, client: docker.DockerClient) -> Literal["registry", "offline"]:
