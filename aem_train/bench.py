@@ -382,6 +382,20 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _print(msg: str) -> None:
+    print(msg, flush=True)  # progress lines must show up promptly when stdout is a pipe or a log file
+
+
+def _quiet_hf_progress() -> None:
+    """No per-checkpoint "Loading weights" bars from transformers between the grid's own lines."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - cosmetic only
+        pass
+
+
 def _call_train(train_fn: TrainFn, cfg: Config) -> dict:
     kwargs: dict[str, Any] = {"resume": True}
     try:
@@ -403,7 +417,7 @@ def run_grid(
     dry_run: bool = False,
     fail_fast: bool = False,
     report: bool = True,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> GridResult:
     """Run every unfinished cell of ``spec`` one at a time; see the module docstring.
 
@@ -411,6 +425,7 @@ def run_grid(
     ``final.json`` in ``cfg.train.run_dir`` when the run completed. ``setup=False`` skips
     building models (each cell uses its config's ``model.path``), which tests use.
     """
+    log = log or _print
     out = Path(out or spec.out)
     cells = plan(spec, out, only)
     if not cells:
@@ -424,6 +439,7 @@ def run_grid(
         return res
 
     t0 = time.perf_counter()
+    _quiet_hf_progress()
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in cells if not c.finished]
     res.skipped_done = [c.key for c in cells if c.finished]
