@@ -51,6 +51,14 @@ def test_catalog_is_deterministic_and_seed_dependent():
     assert cats == {cat.name for cat in CATEGORIES}
 
 
+def test_attributes_fit_their_product_type(shop):
+    from aem_envs.envs.webshop.catalog import NOT_APPLICABLE
+
+    for p in shop.catalog.products:
+        assert not set(p.attributes) & NOT_APPLICABLE.get(p.ptype, frozenset()), p.title
+        assert 3 <= len(p.attributes) <= 5
+
+
 def test_option_values_are_unique_within_a_category():
     # Option values are click labels on one page, so two dimensions must never share one.
     for cat in CATEGORIES:

@@ -138,6 +138,28 @@ CATEGORIES: tuple[Category, ...] = (
     ),
 )
 
+#: Category attributes that make no sense for a type (sleeves on sweatpants).
+NOT_APPLICABLE: dict[str, frozenset[str]] = {
+    "sweatpants": frozenset({"short sleeve", "long sleeve"}),
+    "sandals": frozenset({"lace-up", "waterproof"}),
+    "cat toy": frozenset({"for small dogs", "orthopedic", "washable cover", "reflective", "adjustable"}),
+    "pet bowl": frozenset({"orthopedic", "washable cover", "reflective", "adjustable", "chew resistant"}),
+    "dog collar": frozenset({"orthopedic", "washable cover", "easy to clean"}),
+    "dog bed": frozenset({"reflective", "adjustable"}),
+    "charging cable": frozenset({"tempered glass", "shockproof", "slim", "adjustable angle", "foldable"}),
+    "screen protector": frozenset({"braided nylon", "fast charging", "adjustable angle", "foldable"}),
+    "phone stand": frozenset({"tempered glass", "braided nylon", "military grade"}),
+    "phone case": frozenset({"braided nylon", "fast charging", "adjustable angle"}),
+    "notebook": frozenset({"led", "dimmable", "usb charging port", "ergonomic"}),
+    "desk organizer": frozenset({"led", "dimmable", "acid free paper"}),
+    "desk lamp": frozenset({"acid free paper", "large capacity", "water resistant"}),
+    "backpack": frozenset({"led", "dimmable", "acid free paper", "space saving"}),
+    "coffee beans": frozenset({"high protein", "individually wrapped"}),
+    "green tea": frozenset({"high protein"}),
+    "lip balm": frozenset({"sulfate free"}),
+    "coffee mug": frozenset({"keeps drinks cold"}),
+}
+
 BRANDS = (
     "Northwind", "Acme", "Bluepeak", "Cedarline", "Driftwood", "Everly", "Fenwick", "Goldcrest",
     "Harborview", "Ironleaf", "Juniper", "Kestrel", "Lumen", "Maple & Co", "Nimbus", "Oakridge",
@@ -148,7 +170,7 @@ _QUALIFIERS = ("Classic", "Premium", "Essential", "Everyday", "Pro", "Original",
 
 _TEMPLATES = (
     "i need {a_type}{attr_and}{opts}, and price lower than {price} dollars",
-    "i am looking for {a_type} that is {attr_list}{opts}, and price lower than {price} dollars",
+    "i am looking for {a_type}{attr_and}{opts}, and price lower than {price} dollars",
     "find me {attr_sp}{type}{opts}, and price lower than {price} dollars",
     "i want to buy {a_type}{attr_and}{opts}, and price lower than {price} dollars",
 )
@@ -354,8 +376,9 @@ def _generate_products(seed: int, n: int) -> list[Product]:
         while asin in seen:  # vanishingly rare; the suffix keeps ids unique and deterministic
             asin = asin[:-1] + alphabet[(alphabet.index(asin[-1]) + 1) % len(alphabet)]
         seen.add(asin)
-        k_attr = d.integer(3, 6)
-        attrs = tuple(cat.attributes[j] for j in sorted(d.sample(len(cat.attributes), k_attr)))
+        allowed = [a for a in cat.attributes if a not in NOT_APPLICABLE.get(ptype, ())]
+        k_attr = min(d.integer(3, 6), len(allowed))
+        attrs = tuple(allowed[j] for j in sorted(d.sample(len(allowed), k_attr)))
         options = []
         for dim, values in cat.options:
             k = d.integer(min(2, len(values)), len(values) + 1)
@@ -381,6 +404,12 @@ def _generate_products(seed: int, n: int) -> list[Product]:
     return products
 
 
+def _option_phrase(dim: str, val: str) -> str:
+    if dim == "color":
+        return f"{val} color"
+    return val if val.startswith(dim) else f"{dim} {val}"  # "pack of 6", not "pack pack of 6"
+
+
 def _plural(ptype: str) -> bool:
     return ptype.endswith("s")
 
@@ -403,13 +432,12 @@ def _generate_goal(cat: Catalog, split: str, index: int) -> Goal:
     # A bound 5-60 % above the price, rounded up to a whole 5 dollars: cheap enough to rule out
     # some same-type products, loose enough that the target is never the only fit by price.
     bound = math.ceil(target.price * (1.05 + 0.55 * d.uniform()) / 5.0) * 5.0
-    opt_text = " and ".join(f"{dim} {val}" if dim != "color" else f"{val} color" for dim, val in opts)
+    opt_text = " and ".join(_option_phrase(dim, val) for dim, val in opts)
     attr_list = list(attrs)
     words = {
         "a_type": _article(target.ptype),
         "type": target.ptype,
-        "attr_and": " that is " + _join_and(attr_list),
-        "attr_list": _join_and(attr_list),
+        "attr_and": (" that are " if _plural(target.ptype) else " that is ") + _join_and(attr_list),
         "attr_sp": " ".join(attr_list) + " ",
         "opts": f" with {opt_text}" if opts else "",
         "price": f"{bound:.2f}",
