@@ -49,6 +49,12 @@ class EnvBench:
 
 ENV_BENCHMARKS: dict[str, EnvBench] = {
     "household": EnvBench("aem/Household-v0"),
+    # WebShop steps are HTTP requests to a Flask app plus a BeautifulSoup parse: ~1 ms, not ~10 us.
+    # Its page cache is shared by all envs of a process, so in bench_vec the second mode replays
+    # pages the first one fetched: read threads/sync from "webshop-nocache", not "webshop".
+    "webshop": EnvBench("aem/WebShop-v0", steps=5000, vec_rounds=2),
+    "webshop-nocache": EnvBench("aem/WebShop-v0", make_kwargs={"page_cache": False}, steps=5000, vec_rounds=2,
+                                success_episodes=50),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -346,6 +347,9 @@ def test_serve_web_command_serves_pages():
         assert status == 200 and "webshop-train-000000" in html
         status, html = http_fetch(m.group(1), "GET", "/webshop-train-000000")
         assert status == 200 and parse_page(html).has_search
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the command shuts the server down and exits 0
+        assert proc.wait(timeout=10) == 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

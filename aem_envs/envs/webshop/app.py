@@ -108,7 +108,10 @@ def create_app(shop: Shop, index_split: str = "test") -> Flask:
         if split not in shop.ids:
             abort(404, description=f"split {split!r} is unknown; use one of {list(shop.ids)}")
         ids = shop.ids[split]
-        start = max(0, int(request.args.get("start", "0") or 0))
+        try:
+            start = max(0, int(request.args.get("start", "0") or 0))
+        except ValueError:
+            abort(400, description="start must be an integer")
         shown = ids[start : start + 50]
         more = f"/?split={split}&start={start + 50}" if start + 50 < len(ids) else None
         tasks = [(tid, shop.goal(tid).instruction) for tid in shown]

@@ -20,7 +20,7 @@ def cmd_serve_web(args: argparse.Namespace) -> int:
     print(f"WebShop serving {len(shop.ids[args.split])} {args.split} tasks at {server.url}/ "
           f"(first task: {server.url}/{first}); Ctrl-C stops it", flush=True)
     try:
-        server._thread.join()  # type: ignore[union-attr]
+        server.wait()
     except KeyboardInterrupt:
         pass
     finally:

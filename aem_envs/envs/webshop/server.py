@@ -34,6 +34,11 @@ class ShopServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def wait(self) -> None:
+        """Block until the server stops (Ctrl-C interrupts the wait)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=0.5)
+
     def stop(self) -> None:
         """Stop serving and free the port. Safe to call twice."""
         server, self._server = self._server, None
