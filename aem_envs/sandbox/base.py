@@ -31,6 +31,7 @@ class Result:
     truncated: bool = False  # output bytes were dropped between head and tail
     duration: float = 0.0  # seconds, host-measured
     shell_restarted: bool = False  # the persistent shell died and was respawned
+    oom_killed: bool = False  # the kernel's OOM killer ended a process of this command
 
     @property
     def ok(self) -> bool:

@@ -126,6 +126,7 @@ class DockerSandbox(Sandbox):
         self.uses = 0
         self.task_key: str | None = None
         self.restarts = 0
+        self._oom_seen = 0
         self._client = lifecycle.get_client()
         self._api = self._client.api
         self.container = self._create()
@@ -145,6 +146,7 @@ class DockerSandbox(Sandbox):
         cfg = self.config
         labels = lifecycle.owner_labels(cfg.ttl, cfg.image)
         kwargs = cfg.run_kwargs(lifecycle.swap_supported())
+        lifecycle.ensure_image(cfg.image)  # never let the SDK fall back to a registry pull
         with lifecycle.START_SEMAPHORE:
             if lifecycle.shutting_down():
                 raise SandboxError("the process is exiting; no new sandboxes are created")
@@ -276,7 +278,28 @@ class DockerSandbox(Sandbox):
             self._seq += 1
             token = "AEM" + secrets.token_hex(12)
             line = scripts.command_line(cmd, self._seq, timeout, token)
-            return self._exchange(line.encode(), None, token, timeout, "command")
+            res = self._exchange(line.encode(), None, token, timeout, "command")
+            if res.exit_code == 137 and not res.timed_out and self._oom_killed():
+                res.oom_killed = True
+                res.output += _note(f"a process was killed by the out-of-memory killer (memory limit {self.config.mem_limit})")
+            return res
+
+    def _oom_killed(self) -> bool:
+        """Whether the kernel OOM-killed something since the last check (cgroup v1 or v2).
+
+        Needed because an OOM kill inside an exec leaves the container's OOMKilled flag false.
+        """
+        self._seq += 1
+        token = "AEM" + secrets.token_hex(12)
+        probe = "cat /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null || cat /sys/fs/cgroup/memory.events 2>/dev/null"
+        res = self._exchange(scripts.command_line(probe, self._seq, 5.0, token).encode(), None, token, 5.0, "command")
+        count = 0
+        for line in res.output.splitlines():
+            k, _, v = line.partition(" ")
+            if k == "oom_kill" and v.strip().isdigit():
+                count = int(v)
+        seen, self._oom_seen = self._oom_seen, count
+        return count > seen
 
     def _exchange(self, line: bytes, payload: bytes | None, token: str, timeout: float, what: str) -> Result:
         t0 = time.monotonic()

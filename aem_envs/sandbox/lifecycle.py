@@ -88,6 +88,28 @@ def get_client():
         return client
 
 
+_known_images: set[str] = set()
+
+
+def ensure_image(image: str) -> None:
+    """Raise :class:`ImageMissing` unless ``image`` is present locally (cached once found)."""
+    if image in _known_images:
+        return
+    import docker
+
+    from aem_envs.sandbox.errors import ImageMissing
+
+    try:
+        get_client().api.inspect_image(image)
+    except docker.errors.ImageNotFound:
+        raise ImageMissing(f"Docker image {image!r} is not built; build it with: aem-envs images build") from None
+    except docker.errors.APIError as e:
+        raise ImageMissing(f"Docker image {image!r} cannot be inspected ({str(e)[:120]}); rebuild it with: aem-envs images build") from None
+    except Exception as e:
+        raise daemon_down_error(e) from None
+    _known_images.add(image)
+
+
 def swap_supported() -> bool:
     """Whether the engine can limit swap (cgroup v1 without swap accounting cannot)."""
     global _swap_supported

@@ -168,7 +168,7 @@ def command_line(cmd: str, seq: int, timeout: float, token: str) -> str:
         f"builtin printf 's {seq} {t}\\n' >&8; "
         f"builtin eval {ansi_c_quote(cmd)} </dev/null 8>&- 9>&-; "
         f"__aem_ec=$?; builtin printf 'd {seq}\\n' >&8; "
-        f"if [ -e \"$__aem_d/t{seq}\" ]; then __aem_to=1; else __aem_to=0; fi; "
+        f"if [ -e \"$__aem_d/t{seq}\" ]; then __aem_to=1; {{ builtin jobs; }} >/dev/null 2>&1; else __aem_to=0; fi; "
         f"builtin printf '\\n%s%s %s %s\\n' {a} {b} \"$__aem_ec\" \"$__aem_to\" >&9\n"
     )
 
