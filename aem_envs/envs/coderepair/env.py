@@ -1,0 +1,369 @@
+"""``aem/CodeRepair-v0``: fix a bug in a small Python repository, graded by hidden tests.
+
+The agent gets a repository in a sandbox (Docker by default) with one bug and a short bug
+report. Each turn it runs one action (see :data:`~aem_envs.envs.coderepair.actions.ACTION_HELP`):
+a shell command, a structured edit, ``run_tests`` or ``submit``. On ``submit``, or when the
+turn limit is reached, the diff of its work tree is graded in a *fresh* sandbox that also holds
+the held-out tests, which are never copied into the agent's sandbox.
+
+Tasks come from the shipped corpus index (thousands of injected bugs in 30+ small projects,
+train/test splits that never share a function) or from a task file of your own
+(``task_file=...``, format in :mod:`aem_envs.envs.coderepair.task`).
+
+Reward: ``max_reward`` (10) when every FAIL_TO_PASS and PASS_TO_PASS test passes, else 0; with
+``partial_credit=True``, ``max_reward`` times the fraction of FAIL_TO_PASS tests passing while
+all PASS_TO_PASS tests still pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aem_envs.core import InvalidAction, Outcome, TextEnv
+from aem_envs.envs.coderepair import actions as act
+from aem_envs.envs.coderepair.corpus_index import (
+    CORPUS_DIR,
+    INDEX_PATH,
+    INDEX_VERSION,
+    CorpusIndex,
+    IndexedTask,
+    bug_patch,
+    gold_patch,
+    load_index,
+    materialize,
+    problem_statement,
+)
+from aem_envs.envs.coderepair.grader import GIT_ENV, GradeResult, grade, summarize_pytest
+from aem_envs.envs.coderepair.patches import tree_diff
+from aem_envs.envs.coderepair.task import DEFAULT_IMAGE, Task, _tar_files, load_tasks
+from aem_envs.sandbox import Sandbox, tar_of
+
+MAX_FILE_BYTES = 1 << 20  # larger files in the agent's tree are not part of the submission
+
+
+@dataclass
+class CorpusTask(Task):
+    """A task of the generated corpus: files come from the corpus and the mutation spec."""
+
+    indexed: IndexedTask | None = None
+
+    def start_files(self, include_hidden: bool) -> dict[str, bytes]:
+        assert self.indexed is not None
+        return {k: v.encode() for k, v in materialize(self.indexed, include_hidden).items()}
+
+    @classmethod
+    def from_indexed(cls, t: IndexedTask, index: CorpusIndex | None = None) -> CorpusTask:
+        header = (index or load_index()).header["projects"][t.mutation.project]
+        return cls(
+            instance_id=t.task_id,
+            repo=str(CORPUS_DIR / t.mutation.project),
+            problem_statement=problem_statement(t),
+            FAIL_TO_PASS=list(t.fail),
+            PASS_TO_PASS=t.pass_to_pass,
+            patch=gold_patch(t),
+            base_patch=bug_patch(t),
+            hidden_paths=list(header["heldout_files"]),
+            split=t.split,
+            # Corpus projects use no pytest plugins; not scanning for them halves pytest start-up.
+            test_command="PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider",
+            indexed=t,
+        )
+
+    def export(self) -> Task:
+        """The same task as a plain :class:`Task` (repo + base_patch), for task files."""
+        d = self.to_dict()
+        d.pop("indexed", None)
+        return Task(**d)
+
+
+class CodeRepairEnv(TextEnv):
+    version = INDEX_VERSION
+    description = "Fix an injected bug in a small Python repo (shell + structured edits); hidden tests grade it in Docker."
+    action_format = "tag"
+    max_observation_length = 32_768
+    oracle_min_success = 0.98
+    system_prompt = (
+        "You are a software engineer fixing a bug in a small Python repository. Explore the code, "
+        "find the bug, fix it in the source (not in the tests), check your fix with the tests, then "
+        "submit.\n\n" + act.ACTION_HELP
+    )
+
+    def __init__(
+        self,
+        *,
+        task_file: str | None = None,
+        index_path: str | None = None,
+        sandbox: str = "docker",
+        image: str | None = None,
+        partial_credit: bool = False,
+        max_reward: float = 10.0,
+        command_timeout: float = 60.0,
+        test_timeout: float = 300.0,
+        view_lines: int = 200,
+        max_output_chars: int = 8000,
+        max_turns: int = 30,
+        **kwargs: Any,
+    ):
+        super().__init__(max_turns=max_turns, **kwargs)
+        if sandbox not in ("docker", "local"):
+            raise ValueError(f"sandbox={sandbox!r} is unknown; use 'docker' or 'local' (not isolated)")
+        if sandbox == "local":
+            warnings.warn(
+                "CodeRepairEnv(sandbox='local') runs agent commands on this machine without isolation "
+                "and the held-out tests are readable from the host; use it for development only",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.sandbox_kind = sandbox
+        self.image_override = image
+        self.partial_credit = bool(partial_credit)
+        self.max_reward = float(max_reward)
+        self.command_timeout = float(command_timeout)
+        self.test_timeout = float(test_timeout)
+        self.view_lines = int(view_lines)
+        self.max_output_chars = int(max_output_chars)
+        self.task_file = task_file
+        self._file_tasks: dict[str, Task] | None = None
+        self._file_splits: dict[str, list[str]] = {}
+        if task_file is not None:
+            tasks = load_tasks(task_file)
+            self._file_tasks = {t.instance_id: t for t in tasks}
+            for s in self.splits:
+                self._file_splits[s] = [t.instance_id for t in tasks if t.split == s]
+        # Loaded at construction (cached per process) so a missing index fails here, not at reset.
+        self._index = load_index(index_path or INDEX_PATH) if task_file is None else None
+        self._sb: Sandbox | None = None
+        self._sb_image: str | None = None
+        self._task: Task | None = None
+        self._start: dict[str, bytes] = {}
+        self._graded = False
+        self._oracle_stage = 0
+        self.last_grade: GradeResult | None = None
+
+    # ------------------------------------------------------------------ tasks
+    def task_ids(self, split: str) -> Sequence[str]:
+        if self._file_tasks is not None:
+            return self._file_splits.get(split, [])
+        return self._index.by_split.get(split, [])
+
+    def get_task(self, task_id: str) -> Task:
+        if self._file_tasks is not None:
+            return self._file_tasks[task_id]
+        return CorpusTask.from_indexed(self._index.tasks[task_id], self._index)
+
+    # ------------------------------------------------------------------ sandboxes
+    def _image(self, task: Task) -> str:
+        return self.image_override or task.image or DEFAULT_IMAGE
+
+    def new_sandbox(self, image: str) -> Sandbox:
+        """A fresh sandbox (the grader calls this too)."""
+        if self.sandbox_kind == "local":
+            from aem_envs.sandbox import LocalSandbox
+
+            return LocalSandbox(warn=False, default_timeout=self.command_timeout)
+        from aem_envs.sandbox import DockerSandbox, SandboxConfig
+
+        return DockerSandbox(SandboxConfig(image=self.image_override or image, default_timeout=self.command_timeout))
+
+    def _agent_sandbox(self, image: str) -> Sandbox:
+        if self._sb is not None and self._sb_image == image:
+            self._sb.reset()  # kills what the last episode left running, fresh shell
+            return self._sb
+        if self._sb is not None:
+            self._sb.close()
+            self._sb = None
+        self._sb = self.new_sandbox(image)
+        self._sb_image = image
+        return self._sb
+
+    # ------------------------------------------------------------------ episode
+    def _load_task(self, task_id: str) -> str:
+        task = self.get_task(task_id)
+        self._task = task
+        self._start = task.start_files(include_hidden=False)
+        self._graded = False
+        self._oracle_stage = 0
+        self.last_grade = None
+        sb = self._agent_sandbox(self._image(task))
+        wd = sb.workdir
+        sb.run(f"find {wd} -mindepth 1 -delete", timeout=60)
+        sb.put_archive(wd, tar_of(self._start))
+        # A git baseline lets the agent use `git diff` / `git checkout`; grading does not rely on it.
+        r = sb.run(
+            f"cd {wd} && git init -q && git add -A && {GIT_ENV} git commit -qm 'starting state' >/dev/null",
+            timeout=60,
+        )
+        if not r.ok:
+            from aem_envs.core import InfraError
+
+            raise InfraError(f"could not prepare the repository: {r.output.strip()[:200]}")
+        if task.setup_command:
+            r = sb.run(f"cd {wd} && {task.setup_command}", timeout=self.test_timeout)
+            if not r.ok:
+                from aem_envs.core import InfraError
+
+                raise InfraError(f"task {task_id}: setup_command failed (exit {r.exit_code}): {r.output.strip()[-200:]}")
+        sb.snapshot()
+        sb.run(f"cd {wd}", timeout=10)
+        self.instruction = task.problem_statement
+        listing = "\n".join(f"  {p}" for p in sorted(self._start))
+        return (
+            f"{task.problem_statement}\n\nThe repository is your current directory. Files:\n{listing}\n\n"
+            "Reply with one action inside <action></action>."
+        )
+
+    def _act(self, action: str) -> Outcome:
+        assert self._task is not None and self._sb is not None
+        a = act.parse(action)
+        if self._oracle_stage < 3 and action == self._oracle_plan()[self._oracle_stage]:
+            self._oracle_stage += 1
+        if a.kind == "submit":
+            return self._submit("Submitted.")
+        if a.kind == "shell":
+            return Outcome(self._shell(a.text))
+        if a.kind == "run_tests":
+            cmd = f"COLUMNS=200 {self._task.test_command} -rfE --tb=short {a.text}".rstrip()
+            r = self._sb.run(cmd, timeout=self.test_timeout)
+            if r.timed_out:
+                return Outcome(f"The tests timed out after {self.test_timeout:g} s (an infinite loop?).")
+            return Outcome(self._clip_output(summarize_pytest(r.output, r.exit_code)))
+        if a.kind == "view":
+            content = self._read(a.path)
+            return Outcome(act.numbered(content, a.path, a.start, a.end, self.view_lines))
+        if a.kind == "replace":
+            content = self._read(a.path)
+            new = act.apply_replace(content, a.old, a.text, a.path)
+            self._write(a.path, new)
+            start = content[: content.index(a.old)].count("\n") + 1
+            return Outcome(self._edited(a.path, new, start, a.text.count("\n") + 1, "Replaced the snippet"))
+        if a.kind == "insert":
+            content = self._read(a.path)
+            new = act.apply_insert(content, a.line, a.text, a.path)
+            self._write(a.path, new)
+            return Outcome(self._edited(a.path, new, a.line + 1, a.text.count("\n"), f"Inserted after line {a.line}"))
+        if a.kind == "create":
+            self._write(a.path, a.text)
+            return Outcome(f"Wrote {a.path} ({a.text.count(chr(10))} lines).")
+        raise InvalidAction(f"unknown action kind {a.kind}")  # unreachable: parse() knows every kind
+
+    def step(self, action: str):
+        obs, reward, terminated, truncated, info = super().step(action)
+        # The turn limit grades the work tree as if the agent had submitted.
+        if truncated and not terminated and not self._graded and info["error_kind"] != "infra":
+            try:
+                out = self._submit("Turn limit reached; your work was submitted.")
+            except Exception as e:  # an infra failure while grading: report it, never crash
+                info["error_kind"] = "infra"
+                obs = self._clip(f"{obs}\n[infrastructure error while grading] {e}")
+                return obs, reward, terminated, truncated, info
+            reward += out.reward
+            self._success = out.success
+            info["success"] = out.success
+            obs = self._clip(f"{obs}\n\n{out.observation}")
+            self._last_obs = obs
+        return obs, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ actions
+    def _shell(self, cmd: str) -> str:
+        r = self._sb.run(cmd, timeout=self.command_timeout)
+        out = r.output.rstrip("\n")
+        text = out if out else "(no output)"
+        if r.exit_code != 0 and not r.timed_out:
+            text += f"\n[exit code {r.exit_code}]"
+        if r.shell_restarted:
+            text += "\n[the shell exited and was restarted; cwd and variables were reset]"
+        return self._clip_output(text)
+
+    def _clip_output(self, text: str) -> str:
+        n = self.max_output_chars
+        if len(text) <= n:
+            return text
+        return text[: n // 2] + f"\n[... {len(text) - n} characters omitted ...]\n" + text[-n // 2 :]
+
+    def _read(self, path: str) -> str:
+        try:
+            data = self._sb.read_file(path, max_bytes=MAX_FILE_BYTES)
+        except FileNotFoundError:
+            raise InvalidAction(f"{path} does not exist or is not a file; list files with `ls` or `find . -name '*.py'`") from None
+        except ValueError:
+            raise InvalidAction(f"{path} is larger than {MAX_FILE_BYTES} bytes; inspect it with shell commands") from None
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise InvalidAction(f"{path} is not UTF-8 text; use shell commands for binary files") from None
+
+    def _write(self, path: str, text: str) -> None:
+        # Parent directories are created by the archive; the work tree belongs to the agent user.
+        self._sb.write_file(path, text)
+
+    def _edited(self, path: str, content: str, first: int, count: int, what: str) -> str:
+        lines = content.splitlines()
+        a = max(1, first - 3)
+        b = min(len(lines), first + max(count, 1) + 2)
+        ctx = act.numbered(content, path, a, b, self.view_lines) if lines else f"{path} is now empty."
+        return f"{what} in {path}. The region now reads:\n{ctx}"
+
+    def _agent_files(self) -> dict[str, bytes]:
+        files = _tar_files(self._sb.get_archive(self._sb.workdir))
+        return {k: v for k, v in files.items() if len(v) <= MAX_FILE_BYTES}
+
+    def submission_diff(self) -> str:
+        """The diff of the agent's work tree against the starting files (what is graded)."""
+        diff, _skipped = tree_diff(self._start, self._agent_files())
+        return diff
+
+    def _submit(self, head: str) -> Outcome:
+        assert self._task is not None
+        diff = self.submission_diff()
+        self._graded = True
+        res = grade(self._task, diff, self.new_sandbox, timeout=self.test_timeout)
+        self.last_grade = res
+        reward = res.reward(self.max_reward, self.partial_credit)
+        verdict = "All target tests pass: the bug is fixed." if res.resolved else "The bug is not fixed."
+        return Outcome(f"{head} {verdict}\n{res.summary()}", reward=reward, done=True, success=res.resolved)
+
+    # ------------------------------------------------------------------ oracle
+    def _oracle_plan(self) -> list[str]:
+        assert self._task is not None
+        patch = self._task.patch
+        if not patch:
+            return ["submit", "submit", "submit"]
+        delim = "AEM_GOLD_PATCH"
+        while delim in patch:
+            delim += "_"
+        return [f"git apply --whitespace=nowarn <<'{delim}'\n{patch}{delim}", "run_tests", "submit"]
+
+    def oracle_action(self) -> str:
+        """Apply the gold patch, run the tests, submit."""
+        plan = self._oracle_plan()
+        return plan[min(self._oracle_stage, len(plan) - 1)]
+
+    def _close(self) -> None:
+        if self._sb is not None:
+            self._sb.close()
+            self._sb = None
+
+
+def export_corpus(path: str | Path, split: str | None = None, index_path: str | None = None) -> int:
+    """Write the generated corpus as a task file (format of :mod:`task`); returns the count.
+
+    ``repo`` entries are written relative to the task file's directory when possible.
+    """
+    import os
+
+    from aem_envs.envs.coderepair.task import write_tasks
+
+    index = load_index(index_path or INDEX_PATH)
+    out_dir = Path(path).resolve().parent
+    ids = [i for s, lst in index.by_split.items() if split in (None, s) for i in lst]
+    tasks = []
+    for i in ids:
+        t = CorpusTask.from_indexed(index.tasks[i], index).export()
+        t.repo = os.path.relpath(t.repo, out_dir)
+        tasks.append(t)
+    write_tasks(tasks, path)
+    return len(tasks)
