@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list:
     """Subcommands that live next to the code they drive (images, sandboxes, web server)."""
     extras = []
-    for mod_name in ("aem_envs.images", "aem_envs.sandbox.cli", "aem_envs.envs.webshop.cli"):
+    for mod_name in ("aem_envs.images", "aem_envs.sandbox.cli", "aem_envs.envs.webshop.cli", "aem_envs.envs.coderepair.cli"):
         try:
             mod = __import__(mod_name, fromlist=["add_commands"])
         except ModuleNotFoundError as e:
