@@ -1,0 +1,303 @@
+"""aem/Shell-v0: task generation, grading, and episodes in the Docker sandbox.
+
+Pure tests need nothing; ``local`` tests run the env on LocalSandbox (host bash, NOT isolated:
+only gold commands run there); Docker tests need the engine and the base image.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections import Counter
+
+import pytest
+
+import aem_envs
+from aem_envs.envs.shell import FAMILIES, make_task
+from aem_envs.envs.shell.env import ShellEnv, _default_image
+from aem_envs.envs.shell.grading import answer_similarity, manifest, manifest_similarity
+from aem_envs.sandbox import lifecycle, tar_of
+
+
+def _docker_ready() -> str | None:
+    try:
+        lifecycle.get_client().images.get(_default_image())
+        return None
+    except Exception as e:
+        return f"Docker not usable here: {str(e).splitlines()[0][:120]}"
+
+
+_SKIP = _docker_ready()
+docker_only = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_pools():
+    yield
+    from aem_envs.sandbox.pool import close_shared_pools
+
+    close_shared_pools()
+
+
+def _play_oracle(env: ShellEnv, task_id: str, seed: int = 0):
+    obs, info = env.reset(seed=seed, options={"task_id": task_id})
+    traj = [obs]
+    done = False
+    while not done:
+        obs, r, te, tr, info = env.step(env.oracle_response())
+        traj.append((obs, r, te, tr))
+        done = te or tr
+    return traj, info, r
+
+
+def _family_ids(split: str = "test") -> dict[str, str]:
+    """One task id per family (family = global index % number of families)."""
+    ids = ShellEnv(split=split).task_ids(split)
+    out: dict[str, str] = {}
+    for i in range(len(FAMILIES)):
+        out.setdefault(make_task(ids[i], ids.index_of(ids[i])).family, ids[i])
+    return out
+
+
+def _one_task_per_family(split: str = "test") -> list[str]:
+    return list(_family_ids(split).values())
+
+
+# --------------------------------------------------------------------------- pure
+def test_families_and_splits():
+    assert len(FAMILIES) >= 15
+    env = ShellEnv()
+    train, test = env.task_ids("train"), env.task_ids("test")
+    assert len(train) >= 10_000 and len(test) >= 1_000
+    assert not set(train[:50]) & set(test[:50])
+    assert env.task_ids("test").index_of(test[0]) is not None and test[0] not in train
+    # construction starts no container
+    assert env._sb is None
+
+
+def test_tasks_are_deterministic_distinct_and_hide_the_gold():
+    env = ShellEnv()
+    ids = env.task_ids("train")
+    a, b = make_task(ids[7], 7), make_task(ids[7], 7)
+    assert a.tar() == b.tar() and a.instruction == b.instruction and a.gold == b.gold
+    tasks = [make_task(ids[k], k) for k in range(300)]
+    assert len({(t.instruction, t.tar()) for t in tasks}) == 300
+    fams = Counter(t.family for t in tasks)
+    assert set(fams) == set(FAMILIES)
+    for t in tasks:
+        assert t.gold not in t.instruction
+        assert t.check in ("answer", "state") and (t.answer_kind is not None) == (t.check == "answer")
+        assert 10 <= len(t.files) <= 120
+        assert all(" " not in p for p in t.files)  # file names are shell-safe in the gold commands
+
+
+def test_answer_normalisation():
+    assert answer_similarity(" 42 ", "42\n", "number") == (True, 1.0)
+    assert answer_similarity("forty-two", "42", "number")[0] is False
+    ok, sim = answer_similarity("./a/b.txt, c.txt", "a/b.txt\nc.txt\n", "paths")
+    assert ok and sim == 1.0
+    ok, sim = answer_similarity("a/b.txt", "a/b.txt\nc.txt\n", "paths")
+    assert not ok and sim == 0.5
+    assert answer_similarity("'docs/x.md'", "docs/x.md\n", "path")[0]
+    assert not answer_similarity("North", "north", "word")[0]
+
+
+def test_manifest_compares_archives_by_members():
+    import gzip
+    import io
+    import tarfile
+
+    def targz(names, mtime):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for n in names:
+                ti = tarfile.TarInfo(n)
+                ti.size, ti.mtime = 2, mtime
+                tf.addfile(ti, io.BytesIO(b"hi"))
+        return gzip.compress(buf.getvalue(), mtime=mtime)
+
+    a = tar_of({"logs_backup.tar.gz": targz(["logs/a.log", "logs/b.log"], 1), "x": b"1"})
+    b = tar_of({"logs_backup.tar.gz": targz(["./logs/b.log", "logs/a.log"], 999), "x": b"1"})
+    c = tar_of({"logs_backup.tar.gz": targz(["logs/a.log"], 1), "x": b"1"})
+
+    def rooted(t):  # get_archive returns the tree under its directory name
+        src = tarfile.open(fileobj=io.BytesIO(t))
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as dst:
+            root = tarfile.TarInfo("workspace")
+            root.type = tarfile.DIRTYPE
+            dst.addfile(root)
+            for m in src.getmembers():
+                m.name = "workspace/" + m.name
+                dst.addfile(m, src.extractfile(m) if m.isfile() else None)
+        return out.getvalue()
+
+    ma, mb, mc = manifest(rooted(a)), manifest(rooted(b)), manifest(rooted(c))
+    assert manifest_similarity(ma, mb)[0]
+    eq, sim, diff = manifest_similarity(ma, mc)
+    assert not eq and diff == ["logs_backup.tar.gz"] and 0 < sim < 1
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="local"):
+        ShellEnv(sandbox="podman")
+    with pytest.raises(ValueError):
+        ShellEnv(partial_credit=2.0)
+
+
+# --------------------------------------------------------------------------- local sandbox
+def test_oracle_on_local_sandbox_every_family():
+    env = aem_envs.make("aem/Shell-v0", sandbox="local", split="test")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fails = []
+            for tid in _one_task_per_family():
+                _, info, r = _play_oracle(env, tid)
+                if not info["success"] or r != 10.0:
+                    fails.append((tid, env._task.family, env.last_grade))
+        assert not fails, fails
+    finally:
+        env.close()
+
+
+# --------------------------------------------------------------------------- docker
+@pytest.mark.docker
+@docker_only
+def test_oracle_solves_every_family_in_docker():
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        fails, turns = [], []
+        for tid in _one_task_per_family():
+            traj, info, r = _play_oracle(env, tid)
+            turns.append(len(traj) - 1)
+            if not (info["success"] and r == 10.0 and info["error_kind"] is None):
+                fails.append((tid, env._task.family, env.last_grade))
+        assert not fails, fails
+        assert set(turns) == {2}  # gold command, then submit
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
+def test_submit_with_nothing_done_scores_zero_and_partial_credit():
+    fam = _family_ids()
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    env_pc = aem_envs.make("aem/Shell-v0", split="test", partial_credit=0.5)
+    try:
+        for name in ("count_ext", "sum_column", "files_mentioning_user", "archive_dir", "dedupe", "rename_ext"):
+            env.reset(seed=0, options={"task_id": fam[name]})
+            _, r, te, tr, info = env.step("<action>submit</action>")
+            assert r == 0.0 and te and not info["success"], (name, env.last_grade)
+        state_tid = fam["delete_pattern"]  # the untouched tree shares most entries with the gold
+        env_pc.reset(seed=0, options={"task_id": state_tid})
+        _, r, *_ = env_pc.step("<action>submit</action>")
+        assert 0.0 < r < 5.0
+    finally:
+        env.close()
+        env_pc.close()
+
+
+@pytest.mark.docker
+@docker_only
+def test_persistent_shell_and_observation_format():
+    env = aem_envs.make("aem/Shell-v0", split="test", command_timeout=1.5)
+    try:
+        obs, info = env.reset(seed=0, options={"task_id": _one_task_per_family()[0]})
+        assert env.instruction in obs
+        o, r, te, tr, info = env.step("<action>cd data && export N=5</action>")
+        assert o == "(no output)\n[exit code 0]" and r == 0.0 and not te
+        o, *_ = env.step("<action>basename $(pwd); echo $N; false</action>")
+        assert o == "data\n5\n[exit code 1]"
+        o, *_, info = env.step("<action>sleep 60</action>")
+        assert "timed out" in o and info["action_valid"] and info["error_kind"] is None
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
+def test_grader_files_are_invisible_before_submit():
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        env.reset(seed=0, options={"task_id": _family_ids()["sum_column"]})
+        gold = env._task.gold
+        o, *_ = env.step(
+            "<action>grep -rlF -e 'awk -F,' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=usr "
+            "--exclude-dir=lib --exclude-dir=etc 2>/dev/null; ls -A /tmp</action>"
+        )
+        assert gold.split()[0] == "awk"
+        assert o == "home\n[exit code 0]"  # no file holds the gold command; /tmp holds only $HOME
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
+def test_container_loss_is_an_infra_error_and_the_env_recovers():
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        tid = _one_task_per_family()[0]
+        env.reset(seed=0, options={"task_id": tid})
+        env._sb.container.kill()
+        _, r, te, tr, info = env.step("<action>ls</action>")
+        assert info["error_kind"] == "infra" and tr and not te and r == 0.0
+        _, info, r = _play_oracle(env, tid)  # the next reset replaces the dead container
+        assert info["success"]
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
+def test_reused_env_equals_fresh_env_and_threads_equal_sync():
+    fam = _family_ids()
+    used = aem_envs.make("aem/Shell-v0", split="test")
+    fresh = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        with used.frozen_timing(), fresh.frozen_timing():
+            _play_oracle(used, fam["archive_dir"])  # leaves an archive behind
+            _play_oracle(used, fam["dedupe"])
+            t_used, *_ = _play_oracle(used, fam["archive_dir"])
+            t_fresh, *_ = _play_oracle(fresh, fam["archive_dir"])
+        assert t_used == t_fresh
+    finally:
+        used.close()
+        fresh.close()
+
+    def run(mode):
+        out = []
+        with aem_envs.make_vec("aem/Shell-v0", num_tasks=2, group_size=2, mode=mode, split="test") as vec:
+            for e in vec.envs:
+                e._record_timing = False
+            obs, _ = vec.reset(seed=3, task_ids=[fam["top_path"], fam["make_executable"]])
+            out.append(obs)
+            while not vec.all_done:
+                acts = [None if vec.done[i] else e.oracle_response() for i, e in enumerate(vec.envs)]
+                st = vec.step(acts)
+                out.append((st.observations, st.rewards.tolist(), [i and i["success"] for i in st.infos]))
+        return out
+
+    t0 = time.perf_counter()
+    threads = run("threads")
+    sync = run("sync")
+    assert threads == sync
+    assert threads[-1][1] == [10.0] * 4
+    assert time.perf_counter() - t0 < 120
+
+
+@pytest.mark.docker
+@docker_only
+def test_zz_no_labelled_containers_left():
+    from aem_envs.sandbox.pool import close_shared_pools
+
+    close_shared_pools()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        mine = [c for c in lifecycle.labelled_containers() if c.labels.get(lifecycle.L_PID) == str(os.getpid())]
+        if not mine:
+            break
+        time.sleep(0.5)
+    assert mine == []
