@@ -265,6 +265,8 @@ def plot_curves(
 ) -> Path:
     """One row per env, one column per (metric key, y label); mean over seeds with a 95% band."""
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(len(envs), len(panels), figsize=(5.2 * len(panels), 3.4 * len(envs)), squeeze=False)
     for r, env in enumerate(envs):
         for col, (key, ylabel) in enumerate(panels):
@@ -276,6 +278,7 @@ def plot_curves(
                 label = f"{method_label(est, method)} (n={len(cs)})"
                 (line,) = ax.plot(its, mean, marker="o" if its.size <= 12 else None, ms=3, label=label)
                 ax.fill_between(its, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(f"{env}: {ylabel}", fontsize=10)
             ax.set_xlabel("iteration")
             ax.set_ylabel(ylabel)
@@ -430,7 +433,9 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         else:
             lines += [captions[name], "", f"![{name}]({path.name})", ""]
     lines += ["## Cells", "", "| env | run | seed | status | final success % | AULC % | wall s |", "|---|---|---|---|---|---|---|"]
-    for c in sorted(cells, key=lambda c: (envs.index(c.env) if c.env in envs else 99, c.estimator, c.method, c.seed)):
+    m_order = {m: i for i, m in enumerate(METHODS)}
+    for c in sorted(cells, key=lambda c: (envs.index(c.env) if c.env in envs else 99, c.estimator,
+                                          m_order.get(c.method, 99), c.method, c.seed)):
         fin = c.final_success() if c.finished else float("nan")
         au = c.aulc() if c.finished else float("nan")
         wall = c.final.get("wall_s") if c.final else None

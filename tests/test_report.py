@@ -108,7 +108,7 @@ def test_write_report_tables_figures_and_context(run_root: Path):
     assert "| household | GRPO+AEM − GRPO | 3 | 12.5 [12.5, 12.5] |" in md
     assert "| webshop | GRPO+AEM − GRPO | 3 | 6.2 [6.2, 6.2] |" in md
     for needle in ("preset: `quick`", "Test CPU, 2 CPUs", "754 s", "seeds: 0, 1, 2, 3",
-                   "whatever this run produced", "| household | grpo-aem | 3 | partial |"):
+                   "whatever this run produced", "| household | grpo-aem | 3 | partial |", "| household | grpo-none | 0 | finished |"):
         assert needle in md, needle
     for png in ("learning_curves.png", "entropy.png", "alpha.png"):
         f = run_root / png
