@@ -1,0 +1,417 @@
+"""aem/CodeRepair-v0: actions, diffs, grading, task files, cheating attempts, Docker episodes.
+
+Non-Docker tests run episodes on LocalSandbox (host bash, NOT isolated) so the logic is tested
+everywhere; ``docker`` tests need the engine and the ``aem/base:0`` image and also check that
+held-out tests cannot be reached from the agent's container and that no container is left.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import warnings
+
+import pytest
+import yaml
+
+import aem_envs
+from aem_envs.core import InvalidAction
+from aem_envs.envs.coderepair import actions as act
+from aem_envs.envs.coderepair.corpus_index import load_index
+from aem_envs.envs.coderepair.env import CodeRepairEnv, CorpusTask, export_corpus
+from aem_envs.envs.coderepair.grader import GradeResult, parse_report, summarize_pytest
+from aem_envs.envs.coderepair.patches import file_diff, filter_patch, tree_diff
+from aem_envs.envs.coderepair.task import Task, TaskFormatError, apply_patch, load_tasks
+from aem_envs.envs.coderepair.validate import sandbox_factory, validate_task
+from aem_envs.sandbox import lifecycle
+
+
+def _docker_ready() -> str | None:
+    try:
+        lifecycle.get_client().images.get("aem/base:0")
+        return None
+    except Exception as e:
+        return f"Docker not usable here: {str(e).splitlines()[0][:120]}"
+
+
+_SKIP = _docker_ready()
+docker_only = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+
+
+def _local_env(**kw) -> CodeRepairEnv:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return CodeRepairEnv(sandbox="local", **kw)
+
+
+def _tag(a: str) -> str:
+    return f"<action>{a}</action>"
+
+
+def _play_oracle(env: CodeRepairEnv, task_id: str):
+    env.reset(seed=0, options={"task_id": task_id})
+    while True:
+        obs, r, te, tr, info = env.step(env.oracle_response())
+        if te or tr:
+            return obs, r, info
+
+
+def _test_ids(n: int, split: str = "test") -> list[str]:
+    ids = load_index().by_split[split]
+    return [ids[(k * len(ids)) // n] for k in range(n)]
+
+
+# ---------------------------------------------------------------------------------- actions
+def test_parse_actions():
+    assert act.parse("ls -la src") == act.Action("shell", text="ls -la src")
+    assert act.parse("submit").kind == "submit"
+    assert act.parse("run_tests tests/test_a.py -k x").text == "tests/test_a.py -k x"
+    v = act.parse("view src/a.py 3 9")
+    assert (v.kind, v.path, v.start, v.end) == ("view", "src/a.py", 3, 9)
+    r = act.parse(f"replace src/a.py\n{act.SEARCH}\n    x = 1\n{act.DIVIDER}\n    x = 2\n    y = 3\n{act.REPLACE}")
+    assert (r.kind, r.old, r.text) == ("replace", "    x = 1", "    x = 2\n    y = 3")
+    i = act.parse("insert src/a.py 4\nimport os")
+    assert (i.kind, i.line, i.text) == ("insert", 4, "import os\n")
+    c = act.parse("create pkg/new.py\nA = 1\nB = 2")
+    assert (c.kind, c.path, c.text) == ("create", "pkg/new.py", "A = 1\nB = 2\n")
+
+
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ("submit now", "no arguments"),
+        ("view", "view PATH"),
+        ("view a.py x", "integer"),
+        ("view a.py 9 3", "before START"),
+        ("view ../../etc/passwd", "inside the repository"),
+        ("view /etc/passwd", "relative"),
+        ("replace a.py\nold\nnew", "SEARCH"),
+        (f"replace a.py\n{act.SEARCH}\nold\n{act.REPLACE}", "exactly one"),
+        (f"replace a.py\n{act.SEARCH}\n\n{act.DIVIDER}\nnew\n{act.REPLACE}", "empty"),
+        ("insert a.py\nx", "insert PATH LINE"),
+        ("insert a.py 3", "lines to insert"),
+        ("create", "create PATH"),
+        ("create .git/config\nx", ".git"),
+    ],
+)
+def test_malformed_actions_are_explained(bad, needle):
+    with pytest.raises(InvalidAction, match=needle):
+        act.parse(bad)
+
+
+def test_edit_helpers():
+    text = "a\nb\nc\nb2\n"
+    assert act.apply_replace(text, "c\n", "C\nD\n", "f") == "a\nb\nC\nD\nb2\n"
+    with pytest.raises(InvalidAction, match="2 times"):
+        act.apply_replace(text, "b", "x", "f")
+    with pytest.raises(InvalidAction, match="does not occur.*gutter"):
+        act.apply_replace(text, "1| a", "x", "f")
+    assert act.apply_insert(text, 0, "z\n", "f") == "z\n" + text
+    assert act.apply_insert("a", 1, "z\n", "f") == "a\nz\n"
+    with pytest.raises(InvalidAction, match="0..4"):
+        act.apply_insert(text, 9, "z\n", "f")
+    shown = act.numbered("\n".join(f"l{i}" for i in range(1, 11)), "f", 2, None, 3)
+    assert shown.splitlines()[1:4] == ["2| l2", "3| l3", "4| l4"] and "view f 5 7" in shown
+
+
+def test_system_prompt_documents_every_action():
+    for word in ("view", "replace", "insert", "create", "run_tests", "submit", act.SEARCH, act.REPLACE):
+        assert word in CodeRepairEnv.system_prompt
+
+
+# ---------------------------------------------------------------------------------- diffs
+def test_tree_diff_roundtrips_through_git_apply():
+    before = {"a.py": b"x = 1\ny = 2\n", "gone.py": b"bye\n", "empty.txt": b"", "keep.py": b"k\n", "bin": b"\xff\x00"}
+    after = {"a.py": b"x = 1\ny = 3\n", "new/b.py": b"print('hi')", "empty.txt": b"", "keep.py": b"k\n",
+             "new/empty.py": b"", "bin": b"\xfe"}
+    diff, skipped = tree_diff(before, after)
+    assert skipped == ["bin"]
+    out = apply_patch({k: v for k, v in before.items() if k != "bin"}, diff)
+    assert out == {k: v for k, v in after.items() if k != "bin"}
+
+
+def test_filter_patch_drops_protected_paths():
+    task = Task("t", "/nowhere", "p", ["x"])
+    diff = file_diff("src/m.py", "a\n", "b\n") + file_diff("tests/test_m.py", "t\n", None) + file_diff("conftest.py", None, "x\n")
+    kept, dropped = filter_patch(diff, task.is_protected)
+    assert dropped == ["tests/test_m.py", "conftest.py"]
+    assert "src/m.py" in kept and "tests/" not in kept
+
+
+def test_parse_report_and_summary():
+    out = (
+        "F.\n=================================== FAILURES ===================================\n"
+        "___________________________________ test_a ___________________________________\n"
+        "    def test_a():\n>       assert f(1) == 2\nE       assert 3 == 2\nE        +  where 3 = f(1)\n"
+        "tests/test_m.py:4: AssertionError\n=========================== short test summary info ============================\n"
+        "PASSED tests/test_m.py::test_b\nFAILED tests/test_m.py::test_a - assert 3 == 2\n"
+        "ERROR tests/test_m.py::test_c - RuntimeError\n"
+        "========================= 1 failed, 1 passed, 1 error in 0.03s =========================\n"
+    )
+    assert parse_report(out) == {"tests/test_m.py::test_b": "PASSED", "tests/test_m.py::test_a": "FAILED",
+                                 "tests/test_m.py::test_c": "ERROR"}
+    s = summarize_pytest(out, 1)
+    assert s.splitlines()[0] == "Test results: 1 failed, 1 passed, 1 error."
+    assert "FAILED tests/test_m.py::test_a\n    E       assert 3 == 2" in s
+    assert "0.03s" not in s  # durations would make observations nondeterministic
+    assert "did not finish" in summarize_pytest("Segmentation fault", 139)
+
+
+def test_grade_reward_rules():
+    g = GradeResult({"f1": True, "f2": False, "p1": True}, ["f1", "f2"], ["p1"])
+    assert not g.resolved and g.reward(10, False) == 0.0 and g.reward(10, True) == 5.0
+    g.outcomes["p1"] = False
+    assert g.reward(10, True) == 0.0  # breaking a passing test earns no partial credit
+    g.outcomes.update({"f2": True, "p1": True})
+    assert g.resolved and g.reward(10, False) == 10.0
+
+
+# ---------------------------------------------------------------------------------- bring your own
+def _byo_repo(root):
+    """A tiny repository with a bug, a visible test, a hidden test file and a test patch."""
+    repo = root / "proj"
+    (repo / "src").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    (repo / "conftest.py").write_text("import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), 'src'))\n")
+    buggy = "def mean(xs):\n    return sum(xs) / (len(xs) + 1)\n"
+    fixed = "def mean(xs):\n    return sum(xs) / len(xs)\n"
+    (repo / "src" / "stats.py").write_text(buggy)
+    (repo / "tests" / "test_stats.py").write_text("from stats import mean\n\ndef test_mean():\n    assert mean([2, 4]) == 3\n\ndef test_type():\n    assert isinstance(mean([1]), float)\n")
+    (repo / "tests" / "test_hidden.py").write_text("from stats import mean\n\ndef test_single():\n    assert mean([5]) == 5\n")
+    test_patch = file_diff("tests/test_extra.py", None, "from stats import mean\n\ndef test_neg():\n    assert mean([-1, -3]) == -2\n")
+    return {
+        "instance_id": "byo-mean-1",
+        "repo": "proj",
+        "problem_statement": "mean() returns values that are too small.",
+        "FAIL_TO_PASS": ["tests/test_stats.py::test_mean", "tests/test_hidden.py::test_single", "tests/test_extra.py::test_neg"],
+        "PASS_TO_PASS": ["tests/test_stats.py::test_type"],
+        "patch": file_diff("src/stats.py", buggy, fixed),
+        "test_patch": test_patch,
+        "hidden_paths": ["tests/test_hidden.py"],
+        "setup_command": "true",
+        "test_command": "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider",
+        "split": "test",
+    }
+
+
+def test_task_file_formats(tmp_path):
+    d = _byo_repo(tmp_path)
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(d) + "\n")
+    (tmp_path / "tasks.yaml").write_text(yaml.safe_dump({"tasks": [d]}))
+    a, b = load_tasks(tmp_path / "tasks.jsonl")[0], load_tasks(tmp_path / "tasks.yaml")[0]
+    assert a == b and a.repo == str(tmp_path / "proj")
+    files = a.start_files(include_hidden=False)
+    assert "tests/test_hidden.py" not in files and "tests/test_extra.py" not in files
+    assert "tests/test_hidden.py" in a.start_files(include_hidden=True)
+    # A tarball of the repository reads the same.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.add(tmp_path / "proj", arcname="proj")
+    (tmp_path / "proj.tar.gz").write_bytes(buf.getvalue())
+    t = Task.from_dict({**d, "repo": "proj.tar.gz"}, tmp_path)
+    assert t.start_files(True) == a.start_files(True)
+    with pytest.raises(TaskFormatError, match="unknown field"):
+        Task.from_dict({**d, "bogus": 1})
+    with pytest.raises(TaskFormatError, match="FAIL_TO_PASS"):
+        Task.from_dict({k: v for k, v in d.items() if k != "FAIL_TO_PASS"})
+    (tmp_path / "dup.jsonl").write_text((json.dumps(d) + "\n") * 2)
+    with pytest.raises(TaskFormatError, match="duplicate"):
+        load_tasks(tmp_path / "dup.jsonl")
+
+
+def test_byo_task_episode_and_validator_local(tmp_path):
+    d = _byo_repo(tmp_path)
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps(d) + "\n")
+    env = _local_env(task_file=str(path), split="test")
+    try:
+        assert list(env.task_ids("test")) == ["byo-mean-1"] and list(env.task_ids("train")) == []
+        obs, _ = env.reset(seed=0)
+        assert "too small" in obs and "test_hidden" not in obs and "test_extra" not in obs
+        listing = env.step(_tag("find . -name '*.py' -not -path './.git/*' | sort"))[0]
+        assert "test_hidden" not in listing and "test_extra" not in listing
+        _, r, info = _play_oracle(env, "byo-mean-1")
+        assert r == 10.0 and info["success"]
+        env.reset(seed=0)
+        obs, r, te, *_ = env.step(_tag("submit"))
+        assert te and r == 0.0 and "FAIL_TO_PASS: 0/3" in obs
+    finally:
+        env.close()
+    ok = validate_task(load_tasks(path)[0], sandbox_factory("local"))
+    assert ok.ok, ok.problems
+    bad = Task.from_dict({**d, "FAIL_TO_PASS": ["tests/test_stats.py::test_type"], "PASS_TO_PASS": []}, tmp_path)
+    check = validate_task(bad, sandbox_factory("local"))
+    assert not check.ok and "already pass" in check.problems[0]
+    nopatch = Task.from_dict({**d, "patch": ""}, tmp_path)
+    assert any("no gold patch" in p for p in validate_task(nopatch, sandbox_factory("local")).problems)
+    from aem_envs.cli import main
+
+    assert main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 0
+
+
+def test_export_corpus_roundtrip(tmp_path):
+    out = tmp_path / "corpus.jsonl"
+    n = export_corpus(out, split="test")
+    assert n == len(load_index().by_split["test"])
+    tasks = load_tasks(out)
+    index = load_index()
+    for t in tasks[:: max(1, n // 5)]:
+        assert not os.path.isabs(json.loads(out.read_text().splitlines()[0])["repo"])
+        ct = CorpusTask.from_indexed(index.tasks[t.instance_id])
+        assert t.start_files(True) == ct.start_files(True)  # repo + base_patch == corpus + mutation
+        assert t.start_files(False) == ct.start_files(False)
+    assert validate_task(tasks[0], sandbox_factory("local")).ok
+
+
+# ---------------------------------------------------------------------------------- corpus episodes (local)
+def test_oracle_and_immediate_submit_local():
+    env = _local_env()
+    try:
+        for tid in _test_ids(3):
+            _, r, info = _play_oracle(env, tid)
+            assert r == 10.0 and info["success"], tid
+            env.reset(seed=0, options={"task_id": tid})
+            obs, r, te, tr, info = env.step(_tag("submit"))
+            assert te and r == 0.0 and not info["success"]
+    finally:
+        env.close()
+
+
+def test_cheating_gains_nothing_local():
+    """Deleting or rewriting tests, or adding pytest hooks, does not change the grade."""
+    env = _local_env()
+    tid = _test_ids(1)[0]
+    task = env.get_task(tid)
+    visible = [p for p in task.start_files(False) if p.startswith("tests/")]
+    cheats = [
+        ["rm -rf tests"],
+        [f"create {visible[0]}\ndef test_ok():\n    assert True"],
+        ["create tests/conftest.py\nimport pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+         "    out = yield\n    out.get_result().outcome = 'passed'"],
+        ["create pytest.ini\n[pytest]\naddopts = -p no:python"],
+        ["printf 'import os\\nos._exit(0)\\n' >> conftest.py"],
+    ]
+    try:
+        for steps in cheats:
+            env.reset(seed=0, options={"task_id": tid})
+            for s in steps:
+                env.step(_tag(s))
+            obs, r, te, tr, info = env.step(_tag("submit"))
+            assert r == 0.0 and not info["success"], (steps, obs)
+            assert "Ignored changes to protected files" in obs
+        # A real fix still counts when the tests were also vandalised.
+        env.reset(seed=0, options={"task_id": tid})
+        env.step(env.oracle_response())
+        env.step(_tag("rm -rf tests conftest.py"))
+        obs, r, *_ = env.step(_tag("submit"))
+        assert r == 10.0, obs
+    finally:
+        env.close()
+
+
+def test_structured_edits_and_turn_limit_local():
+    env = _local_env(max_turns=3)
+    tid = _test_ids(1)[0]
+    try:
+        env.reset(seed=0, options={"task_id": tid})
+        m = env.get_task(tid).indexed.mutation
+        line = m.line
+        obs = env.step(_tag(f"view {m.path} {line} {line}"))[0]
+        buggy_line = obs.splitlines()[1].split("| ", 1)[1]
+        # Fix the line with a structured replace built from the gold patch's '+' line.
+        gold_lines = [ln[1:] for ln in env.get_task(tid).patch.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+        removed = [ln[1:] for ln in env.get_task(tid).patch.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+        assert buggy_line in removed
+        edit = f"replace {m.path}\n{act.SEARCH}\n" + "\n".join(removed) + f"\n{act.DIVIDER}\n" + "\n".join(gold_lines) + f"\n{act.REPLACE}"
+        obs, r, te, tr, info = env.step(_tag(edit))
+        assert info["action_valid"] and "The region now reads" in obs, obs
+        # Third turn hits the limit: the work tree is graded as if submitted.
+        obs, r, te, tr, info = env.step(_tag("echo done"))
+        assert tr and not te and r == 10.0 and info["success"] and "Turn limit reached" in obs
+    finally:
+        env.close()
+
+
+def test_registered_and_info():
+    from aem_envs.registration import env_class, registered_ids
+
+    assert "aem/CodeRepair-v0" in registered_ids()
+    assert env_class("aem/CodeRepair-v0") is CodeRepairEnv
+    env = _local_env()
+    assert len(env.task_ids("train")) + len(env.task_ids("test")) >= 2000
+    env.close()
+
+
+# ---------------------------------------------------------------------------------- Docker
+def _my_containers() -> list:
+    return [c for c in lifecycle.labelled_containers() if (c.labels or {}).get(lifecycle.L_PID) == str(os.getpid())]
+
+
+@pytest.fixture
+def docker_env():
+    envs = []
+
+    def make(**kw):
+        env = aem_envs.make("aem/CodeRepair-v0", **kw)
+        envs.append(env)
+        return env
+
+    yield make
+    for e in envs:
+        e.close()
+    assert _my_containers() == [], "containers were left behind"
+
+
+@pytest.mark.docker
+@docker_only
+def test_check_env_docker():
+    report = aem_envs.check_env("aem/CodeRepair-v0", oracle_episodes=3)
+    assert report.ok, str(report)
+    assert report.oracle_success_rate == 1.0
+    assert _my_containers() == []
+
+
+@pytest.mark.docker
+@docker_only
+def test_heldout_tests_unreachable_and_cheats_fail_docker(docker_env):
+    env = docker_env()
+    tid = _test_ids(2)[1]
+    task = env.get_task(tid)
+    heldout = task.hidden_paths[0]
+    env.reset(seed=0, options={"task_id": tid})
+    obs = env.step(_tag("find / -name '*heldout*' -not -path '/proc/*' 2>/dev/null; echo END"))[0]
+    assert obs.strip() == "END", obs
+    obs = env.step(_tag(f"cat {heldout}"))[0]
+    assert "No such file" in obs
+    assert "heldout" not in env.step(_tag("git log --stat | cat"))[0]
+    env.step(_tag("rm -rf tests"))
+    obs, r, te, tr, info = env.step(_tag("submit"))
+    assert r == 0.0 and te and not info["success"]
+    # The oracle after all that still works in the same env (reset restores a clean sandbox).
+    _, r, info = _play_oracle(env, tid)
+    assert r == 10.0 and info["success"]
+
+
+@pytest.mark.docker
+@docker_only
+def test_immediate_submit_scores_zero_docker(docker_env):
+    env = docker_env()
+    for tid in _test_ids(4):
+        env.reset(seed=0, options={"task_id": tid})
+        obs, r, te, tr, info = env.step(_tag("submit"))
+        assert r == 0.0 and te and not info["success"], obs
+
+
+@pytest.mark.docker
+@docker_only
+def test_background_process_cannot_touch_grading_docker(docker_env):
+    """A process left running in the agent's sandbox cannot change the graded files."""
+    env = docker_env()
+    tid = _test_ids(3)[2]
+    env.reset(seed=0, options={"task_id": tid})
+    env.step(env.oracle_response())  # apply the fix
+    env.step(_tag("(sleep 1; git checkout -- . ) > /dev/null 2>&1 &"))
+    obs, r, *_ = env.step(_tag("submit"))
+    assert r == 10.0, obs
