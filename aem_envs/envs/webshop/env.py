@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -10,7 +11,7 @@ from aem_envs.core import InfraError, InvalidAction, Outcome, TextEnv
 from aem_envs.envs.webshop.catalog import CATALOG_VERSION, Goal
 from aem_envs.envs.webshop.observe import Page, parse_page
 from aem_envs.envs.webshop.oracle import Plan, make_plan, next_action
-from aem_envs.envs.webshop.server import ShopServer, http_fetch
+from aem_envs.envs.webshop.server import ShopServer, http_fetch, wsgi_fetch
 from aem_envs.envs.webshop.shop import DEFAULT_PRODUCTS, get_shop
 
 _ACTION_RE = re.compile(r"^\s*(search|click)\s*\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
@@ -28,10 +29,12 @@ The episode ends when you buy. You get credit for matching the product type, att
 class WebShopEnv(TextEnv):
     """A WebShop-style shopping task (AEM's second benchmark) over a real Flask web app.
 
-    The env speaks HTTP to the shop: by default through Flask's in-process test client (no
-    sockets, no Docker); with ``mode="server"`` it starts the app on ``host:port`` (port 0 = a
-    free one) and fetches pages with ``urllib``, so a person can open the same pages in a
-    browser. Each page's HTML is turned into the observation by BeautifulSoup
+    The env speaks HTTP to the shop: by default (``mode="inprocess"``) through Flask's
+    in-process test client (no sockets, no Docker); ``mode="wsgi"`` calls the app as a WSGI
+    callable with a minimal request environ (same requests and pages, without the test
+    client's bookkeeping: ~200 us less per step); ``mode="server"`` starts the app on
+    ``host:port`` (port 0 = a free one) and fetches pages with ``urllib``, so a person can
+    open the same pages in a browser. Each page's HTML is turned into the observation by BeautifulSoup
     (:mod:`~aem_envs.envs.webshop.observe`).
 
     **Actions** (``action_format = "tag"``): ``<action>search[red cotton t-shirt]</action>`` on
@@ -65,7 +68,7 @@ class WebShopEnv(TextEnv):
     def __init__(
         self,
         *,
-        mode: Literal["inprocess", "server"] = "inprocess",
+        mode: Literal["inprocess", "wsgi", "server"] = "inprocess",
         catalog_seed: int = 0,
         n_products: int = DEFAULT_PRODUCTS,
         reward: Literal["score", "success"] = "score",
@@ -76,20 +79,22 @@ class WebShopEnv(TextEnv):
         **kwargs: Any,
     ):
         super().__init__(max_turns=max_turns, **kwargs)
-        if mode not in ("inprocess", "server"):
-            raise ValueError(f"mode={mode!r} is unknown; use 'inprocess' or 'server'")
+        if mode not in ("inprocess", "wsgi", "server"):
+            raise ValueError(f"mode={mode!r} is unknown; use 'inprocess', 'wsgi' or 'server'")
         if reward not in ("score", "success"):
             raise ValueError(f"reward={reward!r} is unknown; use 'score' or 'success'")
         self.mode, self.reward_mode = mode, reward
         self.shop = get_shop(catalog_seed, n_products)
         # Off in server mode by default: there every step should be a real HTTP request.
-        use_cache = (mode == "inprocess") if page_cache is None else bool(page_cache)
+        use_cache = (mode != "server") if page_cache is None else bool(page_cache)
         self._cache = self.shop.page_cache if use_cache else None
         self._server: ShopServer | None = None
         if mode == "server":
             self._server = ShopServer(self.shop.app, host, port).start()
             base = self._server.url
             self._fetch = lambda method, path: http_fetch(base, method, path)
+        elif mode == "wsgi":
+            self._fetch = functools.partial(wsgi_fetch, self.shop.app)
         else:
             client = self.shop.app.test_client()
 

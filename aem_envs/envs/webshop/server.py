@@ -1,10 +1,14 @@
-"""Serving the shop over real HTTP on localhost (werkzeug's WSGI server in a thread)."""
+"""Ways to send the shop an HTTP request: a real server on localhost (werkzeug's WSGI server in
+a thread) with :func:`http_fetch`, or a direct WSGI call with :func:`wsgi_fetch`."""
 
 from __future__ import annotations
 
+import io
+import sys
 import threading
 import urllib.error
 import urllib.request
+from urllib.parse import unquote_to_bytes
 from dataclasses import dataclass, field
 
 from flask import Flask
@@ -64,3 +68,43 @@ def http_fetch(base_url: str, method: str, path: str, timeout: float = 10.0) -> 
             return resp.status, resp.read().decode("utf-8")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
+
+
+def wsgi_fetch(app: Flask, method: str, path: str) -> tuple[int, str]:
+    """``(status, body)`` of ``method path`` by calling ``app`` as a WSGI callable.
+
+    The environ holds what PEP 3333 requires and nothing else; that is all the shop reads, and
+    it skips the test client's request builder and response wrapper.
+    """
+    route, _, query = path.partition("?")
+    environ = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(route).decode("latin-1"),  # PEP 3333: decoded, as latin-1
+        "QUERY_STRING": query,
+        "CONTENT_LENGTH": "0",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "localhost",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    status: list[str] = []
+
+    def start_response(s: str, headers: list, exc_info=None) -> None:
+        status.append(s)
+
+    chunks = app(environ, start_response)
+    try:
+        body = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return int(status[0].split(" ", 1)[0]), body.decode("utf-8")
