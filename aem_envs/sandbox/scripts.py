@@ -45,11 +45,11 @@ __aem_killall() {
 # the host learns at once even if background children keep the output pipe open.
 WATCHDOG = r"""
 __aem_wd_start() {
-  { exec 8>&-; } 2>/dev/null
-  rm -f "$__aem_d/wd"; mkfifo -m 600 "$__aem_d/wd"
+  { exec 8>&- 7>&-; } 2>/dev/null
+  rm -f "$__aem_d/wd" "$__aem_d/ack"; mkfifo -m 600 "$__aem_d/wd" "$__aem_d/ack"
   (
     trap '' INT TERM HUP QUIT
-    exec 3<>"$__aem_d/wd"
+    exec 3<>"$__aem_d/wd" 5<>"$__aem_d/ack"
     seq=; dl=0; grace=
     while :; do
       if read -r -t 0.2 op s2 t <&3; then
@@ -68,6 +68,7 @@ __aem_wd_start() {
         if [ -z "$grace" ]; then
           : > "$__aem_d/t$seq"
           __aem_killall ""
+          printf 'k\n' >&5
           grace=1; dl=$(( ${EPOCHREALTIME/./} + __AEM_GRACE_US ))
         else
           __aem_killall all
@@ -76,7 +77,7 @@ __aem_wd_start() {
     done
   ) </dev/null >/dev/null 2>&1 4>&9 &
   __aem_wd=$!
-  exec 8<>"$__aem_d/wd"
+  exec 8<>"$__aem_d/wd" 7<>"$__aem_d/ack"
 }
 """
 
@@ -89,6 +90,7 @@ def bootstrap(
     git_restore: bool,
     death_token: str,
     grace: float = 1.0,
+    ulimits: str | None = None,
 ) -> str:
     """The script a fresh shell runs first; ends by printing ``\\n<token> READY <rc>``.
 
@@ -104,6 +106,10 @@ def bootstrap(
         KILLALL,
         WATCHDOG.replace("__AEM_GRACE_US", str(int(grace * 1e6))),
     ]
+    if ulimits is not None:
+        # An in-place restart inherits hard limits the agent may have lowered: refuse (rc 5)
+        # so the host starts a brand-new exec instead.
+        lines.append(f'[ "$(ulimit -Ha)" = {ansi_c_quote(ulimits.rstrip(chr(10)))} ] || {{ printf \'\\n%s READY 5\\n\' {token}; exit 0; }}')
     if cleanup:
         lines += [
             "cd /",
@@ -127,6 +133,7 @@ def bootstrap(
             )
     lines += [
         'mkdir -p "$__aem_d" "$HOME" 2>/dev/null; rm -f "$__aem_d"/t* "$__aem_d/exit" 2>/dev/null',
+        "umask 022",
         "exec 9>&1",
         "trap 'builtin printf %s \"$?\" > \"$__aem_d/exit\"' EXIT",
         "__aem_wd_start",
@@ -134,6 +141,20 @@ def bootstrap(
         f"printf '\\n%s READY %s\\n' {token[:8]}{token[8:]} \"$__aem_rc\"",
     ]
     return "\n".join(lines) + "\n"
+
+
+def reexec_line(env: list[str]) -> str:
+    """Make the live shell replace itself with a pristine bash (same exec, same stdin).
+
+    Every inherited descriptor above 2 is closed first (the agent's ``exec 5>file`` must not
+    survive), and ``env -i`` drops every variable the agent exported.
+    """
+    assigns = " ".join(ansi_c_quote(e) for e in env)
+    return (
+        "{ for __aem_f in /proc/$$/fd/*; do __aem_f=${__aem_f##*/}; "
+        "[ \"$__aem_f\" -gt 2 ] && builtin eval \"exec $__aem_f>&-\"; done; } 2>/dev/null; "
+        f"builtin exec /usr/bin/env -i {assigns} /bin/bash --noprofile --norc\n"
+    )
 
 
 def ansi_c_quote(cmd: str) -> str:
@@ -166,9 +187,9 @@ def command_line(cmd: str, seq: int, timeout: float, token: str) -> str:
     return (
         f"builtin kill -0 \"$__aem_wd\" 2>/dev/null || __aem_wd_start; "
         f"builtin printf 's {seq} {t}\\n' >&8; "
-        f"builtin eval {ansi_c_quote(cmd)} </dev/null 8>&- 9>&-; "
+        f"builtin eval {ansi_c_quote(cmd)} </dev/null 7>&- 8>&- 9>&-; "
         f"__aem_ec=$?; builtin printf 'd {seq}\\n' >&8; "
-        f"if [ -e \"$__aem_d/t{seq}\" ]; then __aem_to=1; {{ builtin jobs; }} >/dev/null 2>&1; else __aem_to=0; fi; "
+        f"if [ -e \"$__aem_d/t{seq}\" ]; then __aem_to=1; builtin read -r -t 10 __aem_k <&7; {{ builtin jobs; }} >/dev/null 2>&1; else __aem_to=0; fi; "
         f"builtin printf '\\n%s%s %s %s\\n' {a} {b} \"$__aem_ec\" \"$__aem_to\" >&9\n"
     )
 
