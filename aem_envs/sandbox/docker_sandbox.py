@@ -174,6 +174,11 @@ class DockerSandbox(Sandbox):
         return c
 
     @property
+    def expires_in(self) -> float:
+        """Seconds until the container's keeper (``sleep ttl``) exits and the container stops."""
+        return self.created_at + self.config.ttl - time.monotonic()
+
+    @property
     def id(self) -> str:
         return self.container.id[:12]
 

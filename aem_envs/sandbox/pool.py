@@ -149,7 +149,9 @@ class SandboxPool:
 
     # ------------------------------------------------------------------ internals
     def _expired(self, sb: DockerSandbox) -> bool:
-        return sb.uses >= self.max_uses or time.monotonic() - sb.created_at > self.max_age
+        age = time.monotonic() - sb.created_at
+        # also retire well before the container's own TTL ends it
+        return sb.uses >= self.max_uses or age > self.max_age or sb.expires_in < 600
 
     def _retire(self, sb: DockerSandbox) -> None:
         self.stats["retired"] += 1

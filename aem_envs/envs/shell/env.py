@@ -147,20 +147,31 @@ class ShellEnv(TextEnv):
     def _prepare(self, task_id: str) -> None:
         from aem_envs.sandbox.errors import SandboxError
 
-        if self._sb is not None and self._sb_task == task_id:
+        sb = self._sb
+        if sb is not None and self._sb_task == task_id and getattr(sb, "expires_in", 1e9) > 600:
             try:
-                self._sb.reset()  # same task: restore the snapshot, kill processes, new shell
+                sb.reset()  # same task: restore the snapshot, kill processes, new shell
                 return
             except SandboxError:  # the old container died (an earlier infra error): replace it
-                sb, self._sb, self._sb_task = self._sb, None, None
+                self._sb, self._sb_task = None, None
                 sb.close()
         self._give_back()
-        sb = self._new_sandbox(task_id)
-        self._sb, self._sb_task = sb, task_id
-        if getattr(sb, "loaded_task", None) != task_id:  # a parked sandbox of this task is already reset
-            sb.put_archive(sb.workdir, self._tar)
-            sb.snapshot(self._tar)
-            sb.loaded_task = task_id
+        for attempt in (1, 2):
+            sb = self._new_sandbox(task_id)
+            self._sb, self._sb_task = sb, task_id
+            if getattr(sb, "loaded_task", None) == task_id:
+                return  # a parked sandbox of this task, already reset by the pool
+            try:
+                sb.put_archive(sb.workdir, self._tar)
+                sb.snapshot(self._tar)
+                sb.loaded_task = task_id
+                return
+            except SandboxError:
+                # A warm container can die while parked (daemon restart): retry once with another.
+                self._sb, self._sb_task = None, None
+                sb.close()
+                if attempt == 2:
+                    raise
 
     # ------------------------------------------------------------------ hooks
     def _load_task(self, task_id: str) -> str:
