@@ -415,3 +415,12 @@ def test_background_process_cannot_touch_grading_docker(docker_env):
     env.step(_tag("(sleep 1; git checkout -- . ) > /dev/null 2>&1 &"))
     obs, r, *_ = env.step(_tag("submit"))
     assert r == 10.0, obs
+
+
+def test_shipped_example_task_file_validates_local():
+    from pathlib import Path
+
+    from aem_envs.cli import main
+
+    example = Path(__file__).resolve().parent.parent / "aem_envs/envs/coderepair/examples/tasks.yaml"
+    assert main(["coderepair", "validate", str(example), "--sandbox", "local", "--json"]) == 0

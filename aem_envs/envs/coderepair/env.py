@@ -17,6 +17,7 @@ all PASS_TO_PASS tests still pass.
 
 from __future__ import annotations
 
+import shlex
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -284,7 +285,14 @@ class CodeRepairEnv(TextEnv):
             return text
         return text[: n // 2] + f"\n[... {len(text) - n} characters omitted ...]\n" + text[-n // 2 :]
 
+    def _repo_path(self, path: str) -> str:
+        """Shell-quoted absolute path (the agent's shell may have changed directory)."""
+        return shlex.quote(f"{self._sb.workdir.rstrip('/')}/{path}")
+
     def _read(self, path: str) -> str:
+        # read_file on a directory would return the first file inside it: check the kind first.
+        if not self._sb.run(f"test -f {self._repo_path(path)}", timeout=10).ok:
+            raise InvalidAction(f"{path} does not exist or is not a file; list files with `ls` or `find . -name '*.py'`")
         try:
             data = self._sb.read_file(path, max_bytes=MAX_FILE_BYTES)
         except FileNotFoundError:
@@ -298,6 +306,8 @@ class CodeRepairEnv(TextEnv):
 
     def _write(self, path: str, text: str) -> None:
         # Parent directories are created by the archive; the work tree belongs to the agent user.
+        if self._sb.run(f"test -d {self._repo_path(path)}", timeout=10).ok:
+            raise InvalidAction(f"{path} is a directory; give a file path")
         self._sb.write_file(path, text)
 
     def _edited(self, path: str, content: str, first: int, count: int, what: str) -> str:
