@@ -382,6 +382,15 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (user + system): next to wall time
+    it shows how much a loaded machine slowed a run down (2 busy threads: CPU ~ 2 x wall)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _print(msg: str) -> None:
     print(msg, flush=True)  # progress lines must show up promptly when stdout is a pipe or a log file
 
@@ -438,7 +447,7 @@ def run_grid(
         log(f"{len(cells)} cells, {sum(c.finished for c in cells)} finished; output {out}")
         return res
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_s()
     _quiet_hf_progress()
     out.mkdir(parents=True, exist_ok=True)
     todo = [c for c in cells if not c.finished]
@@ -469,8 +478,10 @@ def run_grid(
 
     def save_meta() -> None:
         session["wall_s"] = time.perf_counter() - t0
+        session["cpu_s"] = _cpu_s() - cpu0
         meta["wall_s"] = sum(s["wall_s"] for s in sessions)
         meta["setup_s"] = sum(s.get("setup_s", 0.0) for s in sessions)
+        meta["cpu_s"] = sum(s.get("cpu_s", 0.0) for s in sessions)
         _write_json(bench_path, meta)
 
     save_meta()
@@ -483,6 +494,7 @@ def run_grid(
         need = list({c.env.name: c.env for c in todo}.values())
         model_paths = run_setup(spec, out, need, log)
         session["setup_s"] = time.perf_counter() - t_setup
+        log(f"setup: {session['setup_s']:.0f} s")
         save_meta()
 
     if train_fn is None:
@@ -493,7 +505,7 @@ def run_grid(
             cfg = cell_config(spec, c, model_paths.get(c.env.name))
             state = "resuming" if c.run_dir.exists() else "starting"
             log(f"[{i}/{len(todo)}] {c.key}: {state}")
-            t_cell = time.perf_counter()
+            t_cell, cpu_cell = time.perf_counter(), _cpu_s()
             c.run_dir.mkdir(parents=True, exist_ok=True)
             try:
                 final = _call_train(train_fn, cfg)
@@ -512,7 +524,8 @@ def run_grid(
             res.ran.append(c.key)
             session["cells_run"].append(c.key)
             sr = final.get("eval/success_rate") if isinstance(final, dict) else None
-            log(f"[{i}/{len(todo)}] {c.key}: done in {time.perf_counter() - t_cell:.0f} s"
+            log(f"[{i}/{len(todo)}] {c.key}: done in {time.perf_counter() - t_cell:.0f} s "
+                f"(CPU {_cpu_s() - cpu_cell:.0f} s)"
                 + (f", eval success {sr:.3f}" if isinstance(sr, (int, float)) else ""))
             save_meta()
     finally:

@@ -398,7 +398,9 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         f"- hardware: {bench.get('hardware', 'not recorded')}",
         f"- wall time: {_fmt_seconds(bench.get('wall_s'))} in total"
         + (f" (setup {_fmt_seconds(bench.get('setup_s'))})" if bench.get("setup_s") is not None else "")
-        + f"; training cells {_fmt_seconds(cell_wall)} summed",
+        + f"; training cells {_fmt_seconds(cell_wall)} summed"
+        + (f"; CPU time {bench['cpu_s']:.0f} s (CPU/wall {bench['cpu_s'] / bench['wall_s']:.2f}; "
+           "a low ratio can mean the machine was shared)" if bench.get("cpu_s") and bench.get("wall_s") else ""),
         f"- seeds: {', '.join(map(str, seeds))}; cells finished {len(finished)} of {len(cells)}"
         + (f"; skipped {len(bench.get('skipped', []))}" if bench.get("skipped") else ""),
         f"- statistics: mean over seeds with a 95% percentile bootstrap CI ({n_boot} resamples, seeded); "

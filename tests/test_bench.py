@@ -195,6 +195,7 @@ def test_grid_runs_reports_and_retries_a_crashed_cell(tmp_path: Path):
         assert p.stat().st_mtime_ns == m and calls(p.parent) == 1
     meta = json.loads((out / "bench.json").read_text())
     assert len(meta["sessions"]) == 2 and meta["preset"] == "testbench" and meta["hardware"]
+    assert meta["wall_s"] > 0 and meta["cpu_s"] > 0 and "cpu_s" in meta["sessions"][0]
     md = (out / "report.md").read_text()
     assert "| hh | GRPO+AEM | 2 |" in md and "| hh | GRPO+AEM − GRPO | 2 |" in md
 
