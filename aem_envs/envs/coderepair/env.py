@@ -172,8 +172,12 @@ class CodeRepairEnv(TextEnv):
 
     def _agent_sandbox(self, image: str) -> Sandbox:
         if self._sb is not None and self._sb_image == image:
-            self._sb.reset()  # kills what the last episode left running, fresh shell
-            return self._sb
+            try:
+                self._sb.reset()  # kills what the last episode left running, fresh shell
+                return self._sb
+            except Exception:  # the container died since the last episode: start a new one
+                self._sb.close()
+                self._sb = None
         if self._sb is not None:
             self._sb.close()
             self._sb = None

@@ -55,6 +55,8 @@ DEFAULT_PROTECTED: tuple[str, ...] = (
     "tests/*", "test/*", "*/tests/*", "test_*.py", "*/test_*.py", "*_test.py", "conftest.py",
     "*/conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "*.pth",
     "sitecustomize.py", "*/sitecustomize.py", "usercustomize.py", "*/usercustomize.py",
+    # Installed-distribution metadata on sys.path could register pytest plugins.
+    "*.dist-info/*", "*.egg-info/*",
 )
 _FIELDS = (
     "instance_id", "repo", "problem_statement", "FAIL_TO_PASS", "PASS_TO_PASS", "patch", "base_patch",
@@ -194,11 +196,17 @@ def write_tasks(tasks: list[Task], path: str | Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- patches
+def _clean_name(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.lstrip("/")
+
+
 def _tar_files(data: bytes) -> dict[str, bytes]:
     out = {}
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         members = [m for m in tf.getmembers() if m.isfile()]
-        names = [m.name.lstrip("./") for m in members]
+        names = [_clean_name(m.name) for m in members]
         # A tarball of "project/..." is read as the project's contents.
         tops = {n.split("/", 1)[0] for n in names}
         strip = len(tops) == 1 and all("/" in n for n in names)
