@@ -151,6 +151,7 @@ def reexec_line(env: list[str]) -> str:
     """
     assigns = " ".join(ansi_c_quote(e) for e in env)
     return (
+        "{ builtin exec 1>&9 2>&1; } 2>/dev/null; "  # undo an agent's `exec >file`
         "{ for __aem_f in /proc/$$/fd/*; do __aem_f=${__aem_f##*/}; "
         "[ \"$__aem_f\" -gt 2 ] && builtin eval \"exec $__aem_f>&-\"; done; } 2>/dev/null; "
         f"builtin exec /usr/bin/env -i {assigns} /bin/bash --noprofile --norc\n"
