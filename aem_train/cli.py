@@ -36,6 +36,25 @@ def add_common_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--json", action="store_true", help="print one JSON object of figures last")
 
 
+def add_env_arg_option(sp: argparse.ArgumentParser) -> None:
+    """``--env-arg/-e KEY=VALUE`` (repeatable): env constructor arguments; read with :func:`env_kwargs`."""
+    sp.add_argument("--env-arg", "-e", action="append", default=[], metavar="KEY=VALUE",
+                    help="constructor argument for the env, e.g. -e max_turns=20 (repeatable)")
+
+
+def env_kwargs(pairs: list[str]) -> dict:
+    """``key=value`` strings to a dict; values parsed as YAML scalars (ints, floats, bools)."""
+    import yaml
+
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ValueError(f"env argument {p!r} must look like key=value, e.g. max_turns=20")
+        k, v = p.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
 def import_env_module(path: str) -> None:
     """Import a module name or a ``.py`` file (it registers envs as a side effect)."""
     if path.endswith(".py"):

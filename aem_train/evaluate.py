@@ -116,11 +116,13 @@ def evaluate(
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from aem_train.cli import env_kwargs
+
     policy = Policy.from_pretrained(args.checkpoint, device=args.device, reference="none")
     res = evaluate(
         policy, args.env, split=args.split, n=args.episodes, greedy=args.temperature == 0,
         temperature=args.temperature or 1.0, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-        window=args.window, seed=args.seed,
+        window=args.window, seed=args.seed, env_kwargs=env_kwargs(args.env_arg),
     )
     print(res.summary())
     if args.json:
@@ -129,7 +131,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from aem_train.cli import add_common_options
+    from aem_train.cli import add_common_options, add_env_arg_option
 
     sp = sub.add_parser("eval", help="evaluate a checkpoint on an env split")
     sp.add_argument("checkpoint", help="HF checkpoint directory (or hub id)")
@@ -142,6 +144,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--window", type=int, default=1, help="past turns kept in the prompt")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--device", default="auto")
+    add_env_arg_option(sp)
     add_common_options(sp)
     sp.set_defaults(fn=_cmd_eval)
 

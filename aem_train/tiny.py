@@ -26,6 +26,8 @@ import numpy as np
 #: Special tokens, in id order. ``<|end|>`` closes every chat turn and is the EOS token.
 PAD, EOS, SYSTEM, USER, ASSISTANT = "<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"
 SPECIAL_TOKENS = [PAD, EOS, SYSTEM, USER, ASSISTANT]
+#: Ordinary (decoded, non-special) tokens added whole.
+ACTION_TAGS = ["<action>", "</action>"]
 
 #: Every message is ``<|role|>\n{content}<|end|>\n``; the generation prompt opens the assistant
 #: turn, so a sampled response is e.g. ``<action>go to fridge 1</action><|end|>``.
@@ -101,7 +103,7 @@ def env_corpus(
 # ---------------------------------------------------------------------- tokenizer
 def train_tokenizer(texts: Iterator[str] | Sequence[str], vocab_size: int = 1024):
     """A byte-level BPE tokenizer (any byte sequence stays encodable) with the chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -115,6 +117,8 @@ def train_tokenizer(texts: Iterator[str] | Sequence[str], vocab_size: int = 1024
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    # The action tags open and close every response: one token each keeps responses short.
+    tok.add_tokens([AddedToken(t, normalized=False) for t in ACTION_TAGS])
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=EOS, pad_token=PAD, chat_template=CHAT_TEMPLATE
     )

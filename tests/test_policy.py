@@ -1,0 +1,195 @@
+"""Policy: init-model checkpoints, score() against a hand-done forward pass, generation, LoRA."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aem_envs.chat import ChatView
+from aem_train.policy import GenerationSettings, LoraSettings, Policy, build_response_batch
+from aem_train.tiny import PRESETS, init_model
+
+torch.set_num_threads(2)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _register_guess() -> None:
+    if "custom_env" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("custom_env", ROOT / "examples" / "custom_env.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["custom_env"] = mod
+        spec.loader.exec_module(mod)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    _register_guess()
+    out = tmp_path_factory.mktemp("tiny")
+    init_model(out, ["aem/GuessNumber-v0"], preset="test", episodes=30)
+    return out
+
+
+@pytest.fixture(scope="module")
+def policy(ckpt) -> Policy:
+    return Policy.from_pretrained(ckpt, reference="none")
+
+
+def _rows(policy: Policy, n: int = 5, seed: int = 0):
+    """Prompts and responses of different lengths drawn from the vocabulary."""
+    g = torch.Generator().manual_seed(seed)
+    V = len(policy.tokenizer)
+    prompts = [torch.randint(5, V, (int(k),), generator=g).tolist() for k in torch.randint(3, 30, (n,), generator=g)]
+    responses = [torch.randint(5, V, (int(k),), generator=g).tolist() for k in torch.randint(1, 9, (n,), generator=g)]
+    return prompts, responses
+
+
+def _hand_scores(model, prompt, response):
+    """One unpadded full forward pass: log-softmax gather and full-vocabulary entropy."""
+    ids = torch.tensor([prompt + response])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].float()
+    P, R = len(prompt), len(response)
+    logp = F.log_softmax(logits[P - 1 : P - 1 + R], -1)
+    tok = logp[torch.arange(R), torch.tensor(response)]
+    ent = -(logp.exp() * logp).sum(-1)
+    return tok.numpy(), ent.numpy()
+
+
+def test_init_model_loads_with_plain_transformers(ckpt):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(ckpt)
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    assert (ckpt / "model.safetensors").is_file()
+    assert model.config.hidden_size == PRESETS["test"].hidden_size
+    assert model.config.num_hidden_layers == PRESETS["test"].num_layers
+    assert len(tok) <= PRESETS["test"].vocab_size + 2
+    view = ChatView(system_prompt="Play.", window=1)
+    view.reset("Find the number.", "The secret is between 1 and 100.")
+    view.record("<action>guess 50</action>", "50 is too high.")
+    text = tok.apply_chat_template(view.messages(), tokenize=False, add_generation_prompt=True)
+    assert text.startswith("<|system|>\nPlay.<|end|>\n<|user|>\nTask: Find the number.")
+    assert "<|assistant|>\n<action>guess 50</action><|end|>\n<|user|>\n50 is too high.<|end|>\n" in text
+    assert text.endswith("<|assistant|>\n")
+    # Env text is compact under the env-trained vocabulary, and the action tags are single tokens.
+    ids = tok("<action>guess 50</action>", add_special_tokens=False)["input_ids"]
+    assert len(ids) <= 5 and tok.decode(ids) == "<action>guess 50</action>"
+
+
+def test_score_matches_hand_forward_on_padded_batch(policy):
+    prompts, responses = _rows(policy, n=6)
+    assert len({len(p) for p in prompts}) > 1 and len({len(r) for r in responses}) > 1
+    out = policy.score(prompts, responses)
+    for p, r, lp, ent in zip(prompts, responses, out.logprobs, out.entropies):
+        want_lp, want_ent = _hand_scores(policy.model, p, r)
+        assert lp.shape == (len(r),) and lp.dtype == np.float32
+        np.testing.assert_allclose(lp, want_lp, atol=2e-5, rtol=0)
+        np.testing.assert_allclose(ent, want_ent, atol=2e-5, rtol=0)
+        assert np.all(ent > 0) and np.all(ent <= np.log(len(policy.tokenizer)) + 1e-4)
+
+
+def test_score_chunking_gives_same_results(policy):
+    prompts, responses = _rows(policy, n=7, seed=1)
+    whole = policy.score(prompts, responses, max_tokens=10**6)
+    one_by_one = policy.score(prompts, responses, max_tokens=1)  # every row its own chunk
+    mid = policy.score(prompts, responses, max_tokens=80)
+    for other in (one_by_one, mid):
+        for a, b in zip(whole.logprobs, other.logprobs):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        for a, b in zip(whole.entropies, other.entropies):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_training_forward_equals_score_and_has_gradient(policy):
+    prompts, responses = _rows(policy, n=4, seed=2)
+    ref = policy.score(prompts, responses)
+    batch = build_response_batch(prompts, responses, policy.pad_token_id)
+    policy.model.train()
+    try:
+        lp, ent = policy.forward_response(batch)
+    finally:
+        policy.model.eval()
+    assert lp.requires_grad
+    for b, r in enumerate(responses):
+        np.testing.assert_allclose(lp[b, : len(r)].detach().numpy(), ref.logprobs[b], atol=2e-5)
+        assert torch.all(lp[b, len(r) :] == 0)  # pads carry nothing
+
+
+def test_generate_stops_at_eos_and_greedy_is_deterministic(policy):
+    prompts, _ = _rows(policy, n=5, seed=3)
+    st = GenerationSettings(max_new_tokens=6, greedy=True)
+    a, b = policy.generate(prompts, st), policy.generate(prompts, st)
+    assert a == b
+    for r in a:
+        assert 1 <= len(r) <= 6
+        assert policy.eos_token_id not in r[:-1]
+    torch.manual_seed(0)
+    s1 = policy.generate(prompts, GenerationSettings(max_new_tokens=6))
+    torch.manual_seed(0)
+    s2 = policy.generate(prompts, GenerationSettings(max_new_tokens=6))
+    assert s1 == s2
+
+
+def test_generate_left_padding_equals_unbatched_greedy(policy):
+    prompts, _ = _rows(policy, n=4, seed=4)
+    st = GenerationSettings(max_new_tokens=5, greedy=True)
+    batched = policy.generate(prompts, st)
+    alone = [policy.generate([p], st)[0] for p in prompts]
+    assert batched == alone
+
+
+def test_prompt_too_long_is_a_clear_error(policy):
+    too_long = [[7] * policy.model.config.max_position_embeddings]
+    with pytest.raises(ValueError, match="window"):
+        policy.generate(too_long, GenerationSettings(max_new_tokens=4))
+
+
+def test_lora_reference_is_adapter_disabled(ckpt, tmp_path):
+    pytest.importorskip("peft")
+    base = Policy.from_pretrained(ckpt, reference="none")
+    lora = Policy.from_pretrained(ckpt, lora=LoraSettings(r=4, alpha=8))
+    trainable = [n for n, p in lora.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    prompts, responses = _rows(base, n=3, seed=5)
+    want = base.score(prompts, responses).logprobs
+    # One optimiser step moves the adapter (lora_B starts at 0, so first LoRA == base).
+    opt = torch.optim.SGD([p for p in lora.model.parameters() if p.requires_grad], lr=0.5)
+    lp, _ = lora.forward_response(build_response_batch(prompts, responses, lora.pad_token_id))
+    (-lp.sum()).backward()
+    opt.step()
+    moved = lora.score(prompts, responses).logprobs
+    ref = lora.score(prompts, responses, reference=True).logprobs
+    for w, m, r in zip(want, moved, ref):
+        np.testing.assert_allclose(r, w, atol=1e-5)
+        assert np.abs(m - w).max() > 1e-4
+    # save() merges the adapter: the directory loads with plain transformers and scores the same.
+    lora.save(tmp_path / "merged")
+    reloaded = Policy.from_pretrained(tmp_path / "merged", reference="none")
+    for m, r in zip(moved, reloaded.score(prompts, responses).logprobs):
+        np.testing.assert_allclose(r, m, atol=1e-4)
+
+
+def test_full_finetune_reference_is_a_frozen_copy(ckpt):
+    pol = Policy.from_pretrained(ckpt, reference="cpu")
+    assert pol.ref_model is not None and not any(p.requires_grad for p in pol.ref_model.parameters())
+    prompts, responses = _rows(pol, n=3, seed=6)
+    before = pol.score(prompts, responses).logprobs
+    with torch.no_grad():
+        for p in pol.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    after = pol.score(prompts, responses).logprobs
+    ref = pol.score(prompts, responses, reference=True).logprobs
+    for b, a, r in zip(before, after, ref):
+        np.testing.assert_allclose(r, b, atol=1e-6)
+        assert np.abs(a - b).max() > 1e-4
+
+
+def test_missing_checkpoint_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="init-model"):
+        Policy.from_pretrained(tmp_path / "nope")
