@@ -274,10 +274,17 @@ def build_base_model(out_dir: Path, env_ids: Sequence[str], setup: dict[str, Any
     return out_dir
 
 
-def sft_warm_start(base: Path, out_dir: Path, env: EnvEntry, window: int, log: Callable[[str], None]) -> Path:
-    """SFT on the env's (noisy) oracle demonstrations (:mod:`aem_train.sft`), cached."""
+def sft_warm_start(
+    base: Path, out_dir: Path, env: EnvEntry, cell_cfg: Config, log: Callable[[str], None]
+) -> Path:
+    """SFT on the env's (noisy) oracle demonstrations (:mod:`aem_train.sft`), cached.
+
+    The demonstrations use the cells' chat window and env constructor arguments unless the
+    recipe sets its own, so SFT prompts look like the RL rollout's prompts."""
     sft_kwargs = dict(env.setup.get("sft") or {})
-    sft_kwargs.setdefault("window", window)  # the demos' prompts must look like the rollout's
+    sft_kwargs.setdefault("window", cell_cfg.env.window)
+    if cell_cfg.env.kwargs:
+        sft_kwargs.setdefault("env_kwargs", dict(cell_cfg.env.kwargs))
     base_hash = json.loads((base / "setup.json").read_text())["recipe_hash"] if (base / "setup.json").is_file() else str(base)
     recipe = {"step": "sft", "env": env.id, "base": base_hash, "sft": sft_kwargs}
     if _cached(out_dir, recipe):
@@ -317,8 +324,8 @@ def run_setup(spec: BenchSpec, out: Path, envs: Sequence[EnvEntry], log: Callabl
         if e.setup.get("sft") is None:
             paths[e.name] = str(base)
             continue
-        window = cell_config(spec, CellPlan(e, spec.estimators[0], spec.methods[0], 0, Path("x")), "m").env.window
-        paths[e.name] = str(sft_warm_start(base, out / "setup" / f"sft-{e.name}", e, window, log))
+        cfg = cell_config(spec, CellPlan(e, spec.estimators[0], spec.methods[0], 0, Path("x")), "m")
+        paths[e.name] = str(sft_warm_start(base, out / "setup" / f"sft-{e.name}", e, cfg, log))
     return paths
 
 
@@ -469,6 +476,7 @@ def run_grid(
     meta.update({
         "preset": spec.name, "description": spec.description, "config_path": spec.source,
         "envs": [e.name for e in spec.envs], "env_ids": {e.name: e.id for e in spec.envs},
+        "env_overrides": {e.name: e.overrides for e in spec.envs}, "common": spec.common,
         "estimators": spec.estimators, "methods": spec.methods, "seeds": spec.seeds,
         "hardware": hardware(), "skipped": skipped,
     })

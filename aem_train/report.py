@@ -396,6 +396,11 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         f"- preset: `{bench.get('preset', 'not recorded')}`"
         + (f" (`{bench['config_path']}`)" if bench.get("config_path") else ""),
         f"- hardware: {bench.get('hardware', 'not recorded')}",
+        *([f"- envs: " + "; ".join(
+            f"{name} = `{eid}`" + (f" with {_fmt_overrides(bench.get('env_overrides', {}).get(name))}"
+                                   if bench.get("env_overrides", {}).get(name) else "")
+            for name, eid in bench["env_ids"].items())] if bench.get("env_ids") else []),
+        *([f"- common settings: {_fmt_overrides(bench['common'])}"] if bench.get("common") else []),
         f"- wall time: {_fmt_seconds(bench.get('wall_s'))} in total"
         + (f" (setup {_fmt_seconds(bench.get('setup_s'))})" if bench.get("setup_s") is not None else "")
         + f"; training cells {_fmt_seconds(cell_wall)} summed"
@@ -468,6 +473,10 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     }
     (root / "results.json").write_text(json.dumps(results, indent=2, default=_nan_safe))
     return root / "report.md"
+
+
+def _fmt_overrides(d: dict[str, Any]) -> str:
+    return ", ".join(f"`{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}`" for k, v in d.items())
 
 
 def _nan_safe(o: Any) -> Any:
