@@ -398,6 +398,22 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _config_changed(spec: BenchSpec, cell: CellPlan) -> bool:
+    """Whether a finished cell's saved config.yaml differs from what the spec gives it now
+    (the model path is left out: it depends on where the setup was cached)."""
+    saved = cell.run_dir / "config.yaml"
+    if not saved.is_file():
+        return False
+    try:
+        old = yaml.safe_load(saved.read_text()) or {}
+        new = cell_config(spec, cell, None).to_dict()
+    except Exception:  # noqa: BLE001 - an unreadable config is "changed"
+        return True
+    for d in (old, new):
+        d.get("model", {}).pop("path", None)
+    return old != new
+
+
 def _print(msg: str) -> None:
     print(msg, flush=True)  # progress lines must show up promptly when stdout is a pipe or a log file
 
@@ -495,6 +511,11 @@ def run_grid(
     save_meta()
     log(f"bench {spec.name}: {len(cells)} cells, {len(res.skipped_done)} already finished, "
         f"{len(todo)} to run, output {out}")
+
+    stale = [c.key for c in cells if c.finished and _config_changed(spec, c)]
+    if stale:
+        log(f"note: {len(stale)} finished cells ran with a different config than the spec now gives "
+            f"(e.g. {stale[0]}); they are kept as they are; delete their directories to rerun them")
 
     model_paths: dict[str, str | None] = {}
     if todo and setup:

@@ -199,8 +199,15 @@ def test_grid_runs_reports_and_retries_a_crashed_cell(tmp_path: Path):
     md = (out / "report.md").read_text()
     assert "| hh | GRPO+AEM | 2 |" in md and "| hh | GRPO+AEM − GRPO | 2 |" in md
 
+    logs.clear()
     res3 = bench.run_grid(spec, out, train_fn=flaky, log=logs.append)  # everything finished
     assert res3.ran == [] and len(res3.skipped_done) == 4
+    assert not any(x.startswith("note:") for x in logs)
+    # Editing the spec does not silently mix configs: finished cells are kept and named.
+    spec.common["ppo.lr"] = 5e-5
+    logs.clear()
+    bench.run_grid(spec, out, train_fn=flaky, log=logs.append, report=False)
+    assert any(x.startswith("note: 4 finished cells ran with a different config") for x in logs)
 
 
 def test_grid_killed_midway_resumes_without_recomputing(tmp_path: Path):
