@@ -39,7 +39,9 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -414,6 +416,18 @@ def _config_changed(spec: BenchSpec, cell: CellPlan) -> bool:
     return old != new
 
 
+def _term_as_interrupt():
+    """SIGTERM (a killed job, a closed session) unwinds like Ctrl-C so bench.json records the
+    session; returns the previous handler, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, _raise)
+
+
 def _print(msg: str) -> None:
     print(msg, flush=True)  # progress lines must show up promptly when stdout is a pipe or a log file
 
@@ -529,6 +543,7 @@ def run_grid(
     if train_fn is None:
         from aem_train.trainer import train as train_fn  # heavy import: only when cells run
 
+    prev_term = _term_as_interrupt()
     try:
         for i, c in enumerate(todo, 1):
             cfg = cell_config(spec, c, model_paths.get(c.env.name))
@@ -559,6 +574,8 @@ def run_grid(
             save_meta()
     finally:
         save_meta()
+        if prev_term is not None:
+            signal.signal(signal.SIGTERM, prev_term)
 
     res.wall_s = time.perf_counter() - t0
     if report and any(c.finished for c in cells):

@@ -210,7 +210,7 @@ def test_grid_runs_reports_and_retries_a_crashed_cell(tmp_path: Path):
     assert any(x.startswith("note: 4 finished cells ran with a different config") for x in logs)
 
 
-def test_grid_killed_midway_resumes_without_recomputing(tmp_path: Path):
+def test_grid_terminated_midway_resumes_without_recomputing(tmp_path: Path):
     spec_path = write_spec(tmp_path, iterations=8)
     out = tmp_path / "out"
     script = textwrap.dedent(f"""\
@@ -236,10 +236,15 @@ def test_grid_killed_midway_resumes_without_recomputing(tmp_path: Path):
             time.sleep(0.05)
         else:
             pytest.fail("the grid subprocess did not reach the second cell in time")
+        proc.terminate()  # SIGTERM unwinds like Ctrl-C: bench.json records the session
+        proc.wait(timeout=30)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert not (second / "final.json").exists()
+    session = json.loads((out / "bench.json").read_text())["sessions"][0]
+    assert session["cells_run"] == ["hh/grpo-none/seed0"] and session["wall_s"] > 0.5
     first_mtime = (first / "final.json").stat().st_mtime_ns
 
     res = bench.run_grid(spec := bench.load_spec(spec_path), out, train_fn=fast_train, log=lambda s: None)
