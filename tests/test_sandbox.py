@@ -417,6 +417,33 @@ def test_reset_leaves_no_trace(make_sb):
 
 @pytest.mark.docker
 @docker_only
+def test_reset_survives_a_tampered_shell(make_sb):
+    box = make_sb()
+    shell = box._shell
+    box.run("ulimit -n 100")  # lowers soft and hard limit: the in-place path refuses
+    box.reset()
+    assert box._shell is not shell  # a brand-new exec
+    assert box.run("ulimit -Hn").output == "4096\n"
+    box.run("exec >/tmp/swallowed 2>&1")  # the agent hid stdout from the protocol
+    shell = box._shell
+    box.reset()
+    assert box._shell is shell and box.run("echo visible").output == "visible\n"
+    box.run("exec() { :; }; set() { :; }; unset() { :; }; env() { :; }")  # shadowed builtins
+    shell = box._shell
+    t0 = time.perf_counter()
+    box.reset()
+    assert box._shell is shell and time.perf_counter() - t0 < 3  # still the fast in-place path
+    assert box.run("type exec | head -1").output == "exec is a shell builtin\n"
+    # Shadowing `builtin` itself breaks the framing: the command ends by its deadline, the
+    # shell is replaced, and the sandbox keeps answering.
+    r = box.run("builtin() { :; }", timeout=1.0)
+    assert r.timed_out and r.shell_restarted
+    assert box.run("type builtin | head -1").output == "builtin is a shell builtin\n"
+    assert agent_procs(box) == []
+
+
+@pytest.mark.docker
+@docker_only
 def test_git_work_tree_reset(make_sb):
     box = make_sb()
     box.run(
