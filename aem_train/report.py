@@ -293,10 +293,24 @@ def plot_curves(
     return out
 
 
-def alpha_by_bucket(cells: Sequence[Cell], n_buckets: int = 5, max_per_bucket: int = 20_000, seed: int = 0):
+@dataclass
+class AlphaBucket:
+    """Alpha values of one iteration range, all responses and split by base-advantage sign."""
+
+    label: str
+    all: np.ndarray
+    neg: np.ndarray  # base advantage < 0
+    pos: np.ndarray  # base advantage > 0
+
+
+def alpha_by_bucket(
+    cells: Sequence[Cell], n_buckets: int = 5, max_per_bucket: int = 20_000, seed: int = 0
+) -> list[AlphaBucket]:
     """Alpha values from ``trajectories.jsonl`` pooled over cells, split into ``n_buckets``
-    equal iteration ranges. Returns [(label, values)]; large buckets are subsampled."""
-    pts: list[tuple[int, float]] = []
+    equal iteration ranges; buckets larger than ``max_per_bucket`` are subsampled (seeded)."""
+    its_l: list[int] = []
+    alpha_l: list[float] = []
+    adv_l: list[float] = []
     for c in cells:
         path = c.path / "trajectories.jsonl"
         if not path.is_file():
@@ -305,30 +319,35 @@ def alpha_by_bucket(cells: Sequence[Cell], n_buckets: int = 5, max_per_bucket: i
             for line in f:
                 try:
                     rec = json.loads(line)
-                    pts.append((int(rec["iteration"]), float(rec["alpha"])))
+                    it, a, b = int(rec["iteration"]), float(rec["alpha"]), float(rec.get("base_adv", 0.0))
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                     continue  # torn last line or a row without alpha
-    if not pts:
+                its_l.append(it)
+                alpha_l.append(a)
+                adv_l.append(b)
+    if not its_l:
         return []
-    its = np.array([p[0] for p in pts])
-    vals = np.array([p[1] for p in pts])
+    its, vals, adv = np.array(its_l), np.array(alpha_l), np.array(adv_l)
     lo, hi = int(its.min()), int(its.max())
     edges = np.linspace(lo, hi + 1, min(n_buckets, hi - lo + 1) + 1)
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[AlphaBucket] = []
     for a, b in zip(edges[:-1], edges[1:]):
-        sel = vals[(its >= a) & (its < b)]
-        if sel.size == 0:
+        idx = np.flatnonzero((its >= a) & (its < b))
+        if idx.size == 0:
             continue
-        if sel.size > max_per_bucket:
-            sel = rng.choice(sel, max_per_bucket, replace=False)
+        if idx.size > max_per_bucket:
+            idx = rng.choice(idx, max_per_bucket, replace=False)
         first, last = int(math.ceil(a)), int(math.ceil(b)) - 1
-        out.append((f"{first}" if first == last else f"{first}-{last}", sel))
+        label = f"{first}" if first == last else f"{first}-{last}"
+        out.append(AlphaBucket(label, vals[idx], vals[idx][adv[idx] < 0], vals[idx][adv[idx] > 0]))
     return out
 
 
 def plot_alpha(cells: Sequence[Cell], envs: Sequence[str], out: Path) -> Path | None:
-    """Box plots of alpha per iteration bucket, one panel per env x modulated method."""
+    """Box plots of alpha per iteration bucket — all responses, and those with negative and
+    positive base advantage (AEM's entropy effect is the sign of A times relative surprisal) —
+    one panel per env x modulated method."""
     panels = []
     for env in envs:
         for est, method, cs in _runs(cells, env):
@@ -339,19 +358,34 @@ def plot_alpha(cells: Sequence[Cell], envs: Sequence[str], out: Path) -> Path | 
     if not panels:
         return None
     plt = _plt()
-    ncol = min(3, len(panels))
+    from matplotlib.patches import Patch
+
+    kinds = [("all", "0.6", "all responses"), ("neg", "tab:red", "A < 0"), ("pos", "tab:blue", "A > 0")]
+    ncol = min(2, len(panels))
     nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.0 * ncol, 3.4 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.0 * ncol, 3.6 * nrow), squeeze=False)
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     for ax, (env, est, method, buckets) in zip(axes.ravel(), panels):
-        ax.boxplot([b[1] for b in buckets], showfliers=False)
-        ax.set_xticks(range(1, len(buckets) + 1), [b[0] for b in buckets])
+        for k, (attr, color, _) in enumerate(kinds):
+            data = [(i, getattr(b, attr)) for i, b in enumerate(buckets) if getattr(b, attr).size]
+            if not data:
+                continue
+            bp = ax.boxplot([d for _, d in data], positions=[i + (k - 1) * 0.27 for i, _ in data], widths=0.22,
+                            showfliers=False, patch_artist=True)
+            for box in bp["boxes"]:
+                box.set_facecolor(color)
+                box.set_alpha(0.55)
+            for med in bp["medians"]:
+                med.set_color("black")
+        ax.set_xticks(range(len(buckets)), [b.label for b in buckets])
+        ax.set_xlim(-0.6, len(buckets) - 0.4)
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set_title(f"{env}: alpha of {method_label(est, method)}", fontsize=10)
         ax.set_xlabel("iterations")
         ax.set_ylabel("alpha (per response)")
         ax.grid(alpha=0.3)
+        ax.legend(handles=[Patch(facecolor=c, alpha=0.55, label=lab) for _, c, lab in kinds], fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -431,7 +465,8 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         "AEM paper's observation is that the baseline's entropy collapses early while AEM keeps it higher "
         "early and lowers it later; check whether this run shows it.",
         "alpha": "AEM weights alpha of every training response (from trajectories.jsonl), pooled over seeds, "
-        "by iteration range; 1 = unchanged advantage.",
+        "by iteration range: all responses, and those with negative and positive base advantage; "
+        "1 = unchanged advantage, boxes = quartiles, whiskers = 1.5 IQR.",
     }
     for name, path in figs.items():
         lines += [f"## {name.capitalize()}", ""]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aem_train import cli
-from aem_train.report import discover, method_label, summarize, write_report
+from aem_train.report import alpha_by_bucket, discover, method_label, summarize, write_report
 from aem_train.stats import aulc, bootstrap_ci, paired_diff
 
 N_BOOT = 2000
@@ -47,8 +47,8 @@ def write_cell(root: Path, env: str, method: str, seed: int, finished: bool = Tr
                 alpha = 1.0 if method == "none" else float(rng.uniform(0.5, 1.5))
                 traj.append({
                     "iteration": it, "env": f"aem/{env}", "task_id": f"t{t // 3}", "traj_id": t, "turn": t % 3,
-                    "response": "<action>go</action>", "reward": 0.0, "base_adv": 0.5, "alpha": alpha,
-                    "adv": 0.5 * alpha, "mean_entropy": ent, "surprisal": 3.0,
+                    "response": "<action>go</action>", "reward": 0.0, "base_adv": 0.5 if t % 2 else -0.5,
+                    "alpha": alpha, "adv": (0.5 if t % 2 else -0.5) * alpha, "mean_entropy": ent, "surprisal": 3.0,
                 })
         if it in evals:
             rec.update({"eval/success_rate": evals[it], "eval/return_mean": 10 * evals[it],
@@ -140,3 +140,15 @@ def test_method_labels():
     assert method_label("rloo", "aem") == "RLOO+AEM"
     assert method_label("grpo", "aem-reversed") == "GRPO+AEM-reversed"
     assert method_label("gigpo", "empg") == "GIGPO+EMPG"
+
+
+def test_alpha_buckets_split_by_advantage_sign(run_root: Path):
+    cells = [c for c in discover(run_root) if c.env == "household" and c.method == "aem" and c.finished]
+    buckets = alpha_by_bucket(cells, n_buckets=2)
+    assert [b.label for b in buckets] == ["1-2", "3-4"]
+    for b in buckets:  # 2 iterations x 3 seeds x 6 rows, half with negative base advantage
+        assert (b.all.size, b.neg.size, b.pos.size) == (36, 18, 18)
+        assert np.all((b.all >= 0.5) & (b.all <= 1.5))
+    assert [b.label for b in alpha_by_bucket(cells, n_buckets=10)] == ["1", "2", "3", "4"]
+    sub = alpha_by_bucket(cells, n_buckets=1, max_per_bucket=10)
+    assert sub[0].all.size == 10 and sub[0].neg.size + sub[0].pos.size == 10
