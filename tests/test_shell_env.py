@@ -252,6 +252,31 @@ def test_container_loss_is_an_infra_error_and_the_env_recovers():
 
 @pytest.mark.docker
 @docker_only
+def test_missing_daemon_or_image_is_a_one_line_infra_error(monkeypatch):
+    from aem_envs.core import InfraError
+    from aem_envs.sandbox import DaemonDown, ImageMissing
+
+    env = aem_envs.make("aem/Shell-v0", split="test", image="aem/not-built:0")
+    try:
+        with pytest.raises(ImageMissing, match="aem-envs images build") as ei:
+            env.reset(seed=0)
+        assert isinstance(ei.value, InfraError) and "\n" not in str(ei.value)
+    finally:
+        env.close()
+    monkeypatch.setattr(lifecycle, "_client", None)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    env = aem_envs.make("aem/Shell-v0", split="test", mem_limit="300m")  # its own pool
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(DaemonDown, match="engine.sh"):
+            env.reset(seed=0)
+        assert time.perf_counter() - t0 < 10
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
 def test_reused_env_equals_fresh_env_and_threads_equal_sync():
     fam = _family_ids()
     used = aem_envs.make("aem/Shell-v0", split="test")

@@ -45,6 +45,8 @@ class SandboxPool:
         self._wake = threading.Condition(self._lock)
         self._closed = False
         self._creating = 0
+        self._paused = False
+        self.last_error: Exception | None = None
         self.stats = {"fresh_hits": 0, "parked_hits": 0, "cold_starts": 0, "retired": 0}
         self._filler = threading.Thread(target=self._fill_loop, name="aem-sandbox-pool", daemon=True)
         self._filler.start()
@@ -58,6 +60,7 @@ class SandboxPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("this SandboxPool is closed")
+            self._paused = False
             if task_key is not None:
                 for k, (key, cand) in list(self._parked.items()):
                     if key == task_key:
@@ -174,14 +177,18 @@ class SandboxPool:
                     return
                 self._creating = self.high - len(self._fresh)
                 want = self._creating
+            failed = False
             for _ in range(want):
                 if self._closed or lifecycle.shutting_down():
                     break
                 try:
                     sb = DockerSandbox(self.config)
-                except Exception:
-                    time.sleep(1.0)  # the daemon is busy or down; acquire() reports the error
-                    continue
+                except Exception as e:
+                    # Daemon down or image missing: acquire() reports it to the caller; the
+                    # filler pauses until the next acquire instead of retrying in a loop.
+                    self.last_error = e
+                    failed = True
+                    break
                 with self._lock:
                     self._creating = max(self._creating - 1, 0)
                     if self._closed:
@@ -190,6 +197,10 @@ class SandboxPool:
                     self._fresh.append(sb)
             with self._lock:
                 self._creating = 0
+                if failed and not self._closed:
+                    self._paused = True
+                    while self._paused and not self._closed:
+                        self._wake.wait(timeout=5.0)
 
 
 _POOLS: dict[SandboxConfig, SandboxPool] = {}
