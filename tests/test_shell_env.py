@@ -219,6 +219,20 @@ def test_persistent_shell_and_observation_format():
 
 @pytest.mark.docker
 @docker_only
+def test_escaping_symlink_fails_the_task_not_the_infrastructure():
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        env.reset(seed=0, options={"task_id": _family_ids()["delete_empty"]})
+        env.step("<action>find . -type f -empty -delete && ln -s /etc/passwd leak</action>")
+        _, r, te, tr, info = env.step("<action>submit</action>")
+        assert te and not tr and r == 0.0 and info["error_kind"] is None and not info["success"]
+        assert "refused" in env.last_grade["differences"][0]
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
 def test_grader_files_are_invisible_before_submit():
     env = aem_envs.make("aem/Shell-v0", split="test")
     try:

@@ -27,7 +27,7 @@ from typing import Any
 from aem_envs.sandbox import lifecycle, scripts
 from aem_envs.sandbox.base import OutputBuffer, Result, Sandbox, check_archive
 from aem_envs.sandbox.config import SandboxConfig
-from aem_envs.sandbox.errors import ImageMissing, SandboxError, SandboxLost
+from aem_envs.sandbox.errors import ImageMissing, SandboxError, SandboxLost, UnsafeArchive
 
 #: Extra seconds the watchdog gives a shell whose command was killed (see scripts.WATCHDOG).
 WATCHDOG_GRACE = 1.0
@@ -510,7 +510,7 @@ class DockerSandbox(Sandbox):
         if "No such file" in err:
             raise FileNotFoundError(f"{path} does not exist in the sandbox")
         if len(data) > cap:
-            raise SandboxError(f"{path} is larger than max_archive_bytes={cap}; raise it in SandboxConfig")
+            raise UnsafeArchive(f"{path} is larger than max_archive_bytes={cap}; raise it in SandboxConfig")
         if not data:
             raise SandboxError(f"reading {path} from sandbox {self.id} failed: {err[-300:]}")
         check_archive(data, cap)

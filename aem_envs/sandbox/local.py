@@ -212,7 +212,9 @@ class LocalSandbox(Sandbox):
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
             tf.add(src, arcname=os.path.basename(src.rstrip("/")) or ".")
-        return buf.getvalue()
+        data = buf.getvalue()
+        check_archive(data, MAX_ARCHIVE_BYTES)
+        return data
 
     def snapshot(self, archive: bytes | None = None) -> None:
         if archive is None:

@@ -212,7 +212,14 @@ class ShellEnv(TextEnv):
     def _grade(self, answer: str) -> Outcome:
         task, sb = self._task, self._sb
         assert task is not None
-        agent_tree = grading.manifest(sb.get_archive(sb.workdir)) if task.check == "state" else None
+        from aem_envs.sandbox.errors import UnsafeArchive
+
+        agent_tree, unsafe = None, ""
+        if task.check == "state":
+            try:
+                agent_tree = grading.manifest(sb.get_archive(sb.workdir))
+            except UnsafeArchive as e:  # e.g. a symlink to /etc or a huge file: the agent's doing
+                unsafe = str(e)
         sb.respawn_shell()  # the episode is over: kill the agent's processes, fresh environment
         gdir = f"{sb.scratch}/.aem-grade-{secrets.token_hex(6)}"
         sb.put_archive(gdir, self._tar)
@@ -224,7 +231,10 @@ class ShellEnv(TextEnv):
             self.last_grade = {"check": "answer", "expected": res.output.strip(), "given": answer}
         else:
             gold_tree = grading.manifest(sb.get_archive(gdir))
-            ok, sim, diff = grading.manifest_similarity(agent_tree or {}, gold_tree)
+            if agent_tree is None:
+                ok, sim, diff = False, 0.0, [f"work tree refused: {unsafe}"]
+            else:
+                ok, sim, diff = grading.manifest_similarity(agent_tree, gold_tree)
             self.last_grade = {"check": "state", "differences": diff}
         self.last_grade.update({"success": ok, "similarity": sim, "family": task.family})
         if ok:
