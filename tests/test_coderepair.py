@@ -346,7 +346,10 @@ def test_registered_and_info():
 
 # ---------------------------------------------------------------------------------- Docker
 def _my_containers() -> list:
-    return [c for c in lifecycle.labelled_containers() if (c.labels or {}).get(lifecycle.L_PID) == str(os.getpid())]
+    """Labelled containers created by this process (raw API listing: other test processes remove
+    their containers concurrently, which makes the high-level list's per-container inspect race)."""
+    api = lifecycle.get_client().api
+    return api.containers(all=True, filters={"label": [lifecycle.LABEL, f"{lifecycle.L_PID}={os.getpid()}"]})
 
 
 @pytest.fixture
