@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import random
-import subprocess
 from collections import Counter
 
 import pytest
