@@ -103,7 +103,7 @@ class CodeRepairEnv(TextEnv):
         partial_credit: bool = False,
         max_reward: float = 10.0,
         command_timeout: float = 60.0,
-        test_timeout: float = 300.0,
+        test_timeout: float = 120.0,
         view_lines: int = 200,
         max_output_chars: int = 8000,
         max_turns: int = 30,
