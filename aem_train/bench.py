@@ -310,17 +310,28 @@ def sft_warm_start(
     return out_dir
 
 
-def run_setup(spec: BenchSpec, out: Path, envs: Sequence[EnvEntry], log: Callable[[str], None]) -> dict[str, str | None]:
-    """Starting checkpoint per env name (None: the config's model.path is used as is)."""
+def run_setup(
+    spec: BenchSpec,
+    out: Path,
+    envs: Sequence[EnvEntry],
+    log: Callable[[str], None],
+    unavailable: Sequence[str] = (),
+) -> dict[str, str | None]:
+    """Starting checkpoint per env name in ``envs`` (None: the config's model.path is used as is).
+
+    A shared tokenizer/model is trained on the text of every shared tiny env of the *spec*
+    (not only those still to run), so a partially finished grid never mixes tokenizers;
+    ``unavailable`` env ids (Docker envs without an engine) are left out of it.
+    """
     paths: dict[str, str | None] = {}
-    tiny = [e for e in envs if e.setup["kind"] == "tiny"]
-    shared = [e for e in tiny if e.setup.get("shared", True)]
+    shared_ids = sorted({x.id for x in spec.envs if x.setup["kind"] == "tiny" and x.setup.get("shared", True)
+                         and x.id not in unavailable})
     for e in envs:
         if e.setup["kind"] == "none":
             paths[e.name] = e.setup.get("model")
             continue
-        if e in shared:
-            base = build_base_model(out / "setup" / "model-shared", [x.id for x in shared], e.setup, log)
+        if e.setup.get("shared", True):
+            base = build_base_model(out / "setup" / "model-shared", shared_ids, e.setup, log)
         else:
             base = build_base_model(out / "setup" / f"model-{e.name}", [e.id], e.setup, log)
         if e.setup.get("sft") is None:
@@ -490,10 +501,11 @@ def run_grid(
     todo = [c for c in cells if not c.finished]
     res.skipped_done = [c.key for c in cells if c.finished]
     skipped: list[dict[str, Any]] = []
+    drop_docker: list[CellPlan] = []
     if any(c.env.id in DOCKER_ENV_IDS for c in todo):
         ok, reason = docker_available()
         if not ok:
-            drop = [c for c in todo if c.env.id in DOCKER_ENV_IDS]
+            drop = drop_docker = [c for c in todo if c.env.id in DOCKER_ENV_IDS]
             ids = sorted({c.env.id for c in drop})
             log(f"skipping {len(drop)} cells of {', '.join(ids)}: no Docker engine answers ({reason})")
             res.skipped_docker = [c.key for c in drop]
@@ -535,7 +547,7 @@ def run_grid(
     if todo and setup:
         t_setup = time.perf_counter()
         need = list({c.env.name: c.env for c in todo}.values())
-        model_paths = run_setup(spec, out, need, log)
+        model_paths = run_setup(spec, out, need, log, unavailable=sorted({c.env.id for c in drop_docker}))
         session["setup_s"] = time.perf_counter() - t_setup
         log(f"setup: {session['setup_s']:.0f} s")
         save_meta()

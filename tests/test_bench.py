@@ -273,7 +273,7 @@ def test_docker_cells_are_skipped_without_an_engine(tmp_path: Path, monkeypatch)
 
 @pytest.mark.slow
 def test_setup_builds_once_and_is_cached(tmp_path: Path):
-    spec = bench.load_spec(write_spec(tmp_path, extra=textwrap.dedent("""\
+    spec = bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0}, ws: {id: aem/WebShop-v0, setup: {sft: null}}", extra=textwrap.dedent("""\
         setup:
           kind: tiny
           model_preset: test
@@ -282,7 +282,10 @@ def test_setup_builds_once_and_is_cached(tmp_path: Path):
         """)))
     out = tmp_path / "out"
     logs: list[str] = []
-    paths = bench.run_setup(spec, out, spec.envs, logs.append)
+    paths = bench.run_setup(spec, out, spec.envs[:1], logs.append)  # only hh still has cells to run
+    assert list(paths) == ["hh"]
+    shared = json.loads((out / "setup" / "model-shared" / "setup.json").read_text())
+    assert shared["recipe"]["envs"] == ["aem/Household-v0", "aem/WebShop-v0"]  # the whole spec's envs
     sft_dir = Path(paths["hh"])
     assert sft_dir == out / "setup" / "sft-hh" and (sft_dir / "config.json").is_file()
     assert (out / "setup" / "model-shared" / "tokenizer.json").is_file()
@@ -290,11 +293,12 @@ def test_setup_builds_once_and_is_cached(tmp_path: Path):
     m0 = marker.stat().st_mtime_ns
     assert json.loads(marker.read_text())["recipe"]["sft"]["window"] == 2  # the rollout's window
     logs.clear()
-    assert bench.run_setup(spec, out, spec.envs, logs.append) == paths
-    assert sum("cached" in x for x in logs) == 2 and marker.stat().st_mtime_ns == m0
+    both = bench.run_setup(spec, out, spec.envs, logs.append)
+    assert both == {**paths, "ws": str(out / "setup" / "model-shared")}  # sft: null -> the base model
+    assert sum("cached" in x for x in logs) == 3 and marker.stat().st_mtime_ns == m0
     # A changed SFT recipe rebuilds the SFT checkpoint only.
     spec.envs[0].setup["sft"]["steps"] = 3
     logs.clear()
-    bench.run_setup(spec, out, spec.envs, logs.append)
+    bench.run_setup(spec, out, spec.envs[:1], logs.append)
     assert any("model-shared cached" in x for x in logs) and any("SFT hh" in x for x in logs)
     assert json.loads(marker.read_text())["sft"]["steps"] == 3
