@@ -506,7 +506,7 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
             for d in summary.diffs
         ],
     }
-    (root / "results.json").write_text(json.dumps(results, indent=2, default=_nan_safe))
+    (root / "results.json").write_text(json.dumps(_strict(results), indent=2, allow_nan=False))
     return root / "report.md"
 
 
@@ -514,8 +514,15 @@ def _fmt_overrides(d: dict[str, Any]) -> str:
     return ", ".join(f"`{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}`" for k, v in d.items())
 
 
-def _nan_safe(o: Any) -> Any:
-    return str(o)
+def _strict(o: Any) -> Any:
+    """NaN (an interval of fewer than two seeds) becomes null: results.json stays strict JSON."""
+    if isinstance(o, float):
+        return None if math.isnan(o) else o
+    if isinstance(o, dict):
+        return {str(k): _strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_strict(v) for v in o]
+    return o
 
 
 # ------------------------------------------------------------------------------------- CLI
