@@ -93,6 +93,7 @@ class TrainConfig:
     threads: int = 2
     checkpoint_every: int = 5
     log_trajectories: bool = True
+    save_final_model: bool = True  # an HF directory in run_dir/final_model (3 GB per cell at 1.5B)
 
 
 @dataclass

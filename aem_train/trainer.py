@@ -522,7 +522,8 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         "modulation": cfg.algo.modulation,
         "seed": t.seed,
     }
-    policy.save(run_dir / "final_model", metadata={"config": cfg.to_dict()})
+    if t.save_final_model:
+        policy.save(run_dir / "final_model", metadata={"config": cfg.to_dict()})
     tmp = run_dir / "final.json.tmp"
     tmp.write_text(json.dumps(final, indent=2))
     os.replace(tmp, run_dir / "final.json")
