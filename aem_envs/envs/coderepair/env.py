@@ -10,6 +10,11 @@ Tasks come from the shipped corpus index (thousands of injected bugs in 30+ smal
 train/test splits that never share a function) or from a task file of your own
 (``task_file=...``, format in :mod:`aem_envs.envs.coderepair.task`).
 
+With ``use_pool=True`` (the default) Docker sandboxes come from a small warm
+:class:`~aem_envs.sandbox.pool.SandboxPool` owned by the env: a grading sandbox is taken ready
+from the pool instead of being started on ``submit``, and closed in the background afterwards
+(it ran the submission, so it never serves another grade). ``close()`` removes every container.
+
 Reward: ``max_reward`` (10) when every FAIL_TO_PASS and PASS_TO_PASS test passes, else 0; with
 ``partial_credit=True``, ``max_reward`` times the fraction of FAIL_TO_PASS tests passing while
 all PASS_TO_PASS tests still pass.
@@ -18,6 +23,7 @@ all PASS_TO_PASS tests still pass.
 from __future__ import annotations
 
 import shlex
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +113,7 @@ class CodeRepairEnv(TextEnv):
         view_lines: int = 200,
         max_output_chars: int = 8000,
         max_turns: int = 30,
+        use_pool: bool = True,
         **kwargs: Any,
     ):
         super().__init__(max_turns=max_turns, **kwargs)
@@ -128,6 +135,9 @@ class CodeRepairEnv(TextEnv):
         self.view_lines = int(view_lines)
         self.max_output_chars = int(max_output_chars)
         self.task_file = task_file
+        self.use_pool = bool(use_pool)
+        self._pools: dict[str, Any] = {}  # image -> SandboxPool (docker only)
+        self._closers: list[threading.Thread] = []
         self._file_tasks: dict[str, Task] | None = None
         self._file_splits: dict[str, list[str]] = {}
         if task_file is not None:
@@ -170,6 +180,32 @@ class CodeRepairEnv(TextEnv):
 
         return DockerSandbox(SandboxConfig(image=self.image_override or image, default_timeout=self.command_timeout))
 
+    def _warm_sandbox(self, image: str) -> Sandbox:
+        """A started sandbox: from the env's warm pool when pooling Docker, else a new one."""
+        if self.sandbox_kind != "docker" or not self.use_pool:
+            return self.new_sandbox(image)
+        image = self.image_override or image
+        pool = self._pools.get(image)
+        if pool is None:
+            from aem_envs.sandbox import SandboxConfig
+            from aem_envs.sandbox.pool import SandboxPool
+
+            # One spare container is enough: a grade takes one, the filler restarts one while
+            # the next episode runs (several seconds), so the next submit finds it ready.
+            cfg = SandboxConfig(image=image, default_timeout=self.command_timeout)
+            pool = self._pools[image] = SandboxPool(cfg, low=1, high=1, max_parked=0)
+        return pool.acquire()
+
+    def _dispose(self, sb: Sandbox) -> None:
+        """Close a used grading sandbox off the episode's critical path (joined by ``close``)."""
+        if self.sandbox_kind != "docker" or not self.use_pool:
+            sb.close()
+            return
+        self._closers = [t for t in self._closers if t.is_alive()]
+        t = threading.Thread(target=sb.close, name="aem-coderepair-close", daemon=False)
+        t.start()
+        self._closers.append(t)
+
     def _agent_sandbox(self, image: str) -> Sandbox:
         if self._sb is not None and self._sb_image == image:
             try:
@@ -181,7 +217,7 @@ class CodeRepairEnv(TextEnv):
         if self._sb is not None:
             self._sb.close()
             self._sb = None
-        self._sb = self.new_sandbox(image)
+        self._sb = self._warm_sandbox(image)
         self._sb_image = image
         return self._sb
 
@@ -334,7 +370,7 @@ class CodeRepairEnv(TextEnv):
         assert self._task is not None
         diff = self.submission_diff()
         self._graded = True
-        res = grade(self._task, diff, self.new_sandbox, timeout=self.test_timeout)
+        res = grade(self._task, diff, self._warm_sandbox, timeout=self.test_timeout, dispose=self._dispose)
         self.last_grade = res
         reward = res.reward(self.max_reward, self.partial_credit)
         verdict = "All target tests pass: the bug is fixed." if res.resolved else "The bug is not fixed."
@@ -360,6 +396,12 @@ class CodeRepairEnv(TextEnv):
         if self._sb is not None:
             self._sb.close()
             self._sb = None
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        for t in self._closers:
+            t.join(timeout=60)
+        self._closers.clear()
 
 
 def export_corpus(path: str | Path, split: str | None = None, index_path: str | None = None) -> int:

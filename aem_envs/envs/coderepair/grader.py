@@ -95,8 +95,13 @@ def grade(
     agent_diff: str,
     new_sandbox: Callable[[str], Sandbox],
     timeout: float = 300.0,
+    dispose: Callable[[Sandbox], None] | None = None,
 ) -> GradeResult:
-    """Grade ``agent_diff`` for ``task`` in a sandbox from ``new_sandbox(image)`` (closed after)."""
+    """Grade ``agent_diff`` for ``task`` in a sandbox from ``new_sandbox(image)``.
+
+    The sandbox is handed to ``dispose`` afterwards (default: ``sb.close()``); it has run the
+    submission, so ``dispose`` must never give it to another episode.
+    """
     hidden = set(task.hidden_paths)
     diff, dropped = filter_patch(agent_diff, lambda p: task.is_protected(p) or p in hidden)
     targets = list(task.FAIL_TO_PASS) + [t for t in task.PASS_TO_PASS if t not in set(task.FAIL_TO_PASS)]
@@ -132,7 +137,10 @@ def grade(
         result.outcomes = {t: passed(report.get(t)) for t in targets}
         return result
     finally:
-        sb.close()
+        if dispose is None:
+            sb.close()
+        else:
+            dispose(sb)
 
 
 def scratch_dir(sb: Sandbox) -> str:
