@@ -74,12 +74,13 @@ def env_corpus(
     for env_id in env_ids:
         env = aem_envs.make(env_id, split="train")
         try:
-            yield env.system_prompt
             ids = env.task_ids("train")
             for ep in range(episodes):
                 task = ids[int(rng.integers(len(ids)))]
                 obs, _ = env.reset(seed=int(rng.integers(2**31)), options={"task_id": task})
-                yield env.instruction
+                # Once per episode, as often as it appears in prompts: so BPE compresses it.
+                yield env.system_prompt
+                yield f"Task: {env.instruction}"
                 yield obs
                 done = False
                 while not done:
