@@ -46,8 +46,16 @@ class _Collect:
         self.outcomes[report.nodeid] = prev and ok
 
 
+def _address_space_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
+
+
 def _child(project: Path, overlay: dict[str, str], out_path: str, mem_bytes: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+    # The cap is on what the mutant may add: a parent that already maps gigabytes (torch
+    # loaded in the same test session) must not leave the child unable to allocate at all.
+    limit = _address_space_bytes() + mem_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sys.dont_write_bytecode = True
     work = Path(tempfile.mkdtemp(prefix="aem-cr-"))
     try:
