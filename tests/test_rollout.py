@@ -226,8 +226,10 @@ def test_evaluate_is_deterministic_for_a_seed(policy):
     da.pop("seconds"), db.pop("seconds")
     assert da == db
     assert a.episodes == 5 and a.mean_turns > 0
-    assert a.invalid_action_rate == pytest.approx(1.0)  # an untrained model never writes a valid guess
-    assert a.mean_reward == pytest.approx(-0.1 * a.mean_turns)
+    # GuessNumber pays -0.1 per invalid turn and 10 for a solve, nothing else: the aggregates
+    # must account for every reward exactly (an untrained model may still emit a valid guess)
+    assert 0.0 <= a.invalid_action_rate <= 1.0
+    assert a.mean_reward == pytest.approx(-0.1 * a.mean_turns * a.invalid_action_rate + 10.0 * a.success_rate)
 
 
 @pytest.mark.skipif("aem/Household-v0" not in aem_envs.registered_ids(), reason="Household env not registered")
