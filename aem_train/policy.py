@@ -305,7 +305,7 @@ class Policy:
             raise ValueError(f"{n} prompts but {len(responses)} responses")
         out_lp: list[np.ndarray | None] = [None] * n
         out_ent: list[np.ndarray | None] = [None] * n
-        for idx in _length_chunks(prompts, responses, max_tokens):
+        for idx in length_chunks(prompts, responses, max_tokens):
             with self._reference_ctx(reference) as model:
                 dev = next(model.parameters()).device
                 batch = build_response_batch(
@@ -432,7 +432,7 @@ class Policy:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def _length_chunks(
+def length_chunks(
     prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], max_tokens: int
 ) -> list[list[int]]:
     """Index chunks whose padded size (rows x (max prompt + max response)) fits ``max_tokens``."""
@@ -459,6 +459,7 @@ __all__ = [
     "ResponseBatch",
     "ScoreOutput",
     "build_response_batch",
+    "length_chunks",
     "pick_device",
     "token_logprobs_and_entropy",
 ]

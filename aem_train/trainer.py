@@ -33,7 +33,7 @@ from aem_train.advantages import compute_advantages, compute_gae
 from aem_train.config import Config
 from aem_train.evaluate import evaluate
 from aem_train.modulation import apply_modulation
-from aem_train.policy import GenerationSettings, LoraSettings, Policy, build_response_batch
+from aem_train.policy import GenerationSettings, LoraSettings, Policy, length_chunks, build_response_batch
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
 from aem_train.rollout import RolloutConfig, collect
 from aem_train.rows import Row
@@ -87,20 +87,8 @@ def _hidden_size(policy: Policy) -> int:
 # ---------------------------------------------------------------------------- PPO update
 def _microbatches(rows: list[Row], idx: list[int], token_budget: int) -> list[list[int]]:
     """Split ``idx`` into micro-batches whose padded size fits ``token_budget``."""
-    order = sorted(idx, key=lambda i: len(rows[i].prompt_ids) + rows[i].num_tokens)
-    out: list[list[int]] = []
-    cur: list[int] = []
-    P = R = 0
-    for i in order:
-        p2, r2 = max(P, len(rows[i].prompt_ids)), max(R, rows[i].num_tokens)
-        if cur and (len(cur) + 1) * (p2 + r2) > token_budget:
-            out.append(cur)
-            cur, p2, r2 = [], len(rows[i].prompt_ids), rows[i].num_tokens
-        cur.append(i)
-        P, R = p2, r2
-    if cur:
-        out.append(cur)
-    return out
+    chunks = length_chunks([rows[i].prompt_ids for i in idx], [rows[i].response_ids for i in idx], token_budget)
+    return [[idx[j] for j in chunk] for chunk in chunks]
 
 
 def _pad(arrays: list[np.ndarray], width: int) -> torch.Tensor:
