@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 import aem_envs
 from aem_train.advantages import compute_advantages, compute_gae
@@ -384,11 +385,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         return json.loads((run_dir / "final.json").read_text())
     saved = run_dir / "config.yaml"
     if saved.exists() and resume and (run_dir / "checkpoints" / "latest").exists():
-        prev = saved.read_text()
-        cfg.save(saved.with_suffix(".new"))
-        now = saved.with_suffix(".new").read_text()
-        saved.with_suffix(".new").unlink()
-        if prev != now:
+        if saved.read_text() != yaml.safe_dump(cfg.to_dict(), sort_keys=False):
             raise ValueError(f"{run_dir} holds a run with a different config; use a new train.run_dir or delete it")
     torch.set_num_threads(t.threads)
     torch.manual_seed(t.seed)
