@@ -192,3 +192,24 @@ def test_missing_model_is_one_line_error(tmp_path):
     cfg = _cfg(str(tmp_path / "nope" / "model"), tmp_path / "r")
     with pytest.raises(FileNotFoundError, match="init-model"):
         train(cfg, progress=False)
+
+
+def test_resume_refuses_a_different_config(tiny_model, tmp_path, monkeypatch):
+    import aem_train.trainer as T
+
+    run = tmp_path / "r"
+    real = T.ppo_update
+    calls = {"n": 0}
+
+    def stop_second(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "ppo_update", stop_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny_model, run, **{"train.eval_every": 4}), progress=False)
+    monkeypatch.setattr(T, "ppo_update", real)
+    with pytest.raises(ValueError, match="different config"):
+        train(_cfg(tiny_model, run, **{"train.eval_every": 4, "ppo.lr": 5e-4}), progress=False)
