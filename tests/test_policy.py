@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,26 +11,14 @@ import torch.nn.functional as F
 
 from aem_envs.chat import ChatView
 from aem_train.policy import GenerationSettings, LoraSettings, Policy, build_response_batch
-from aem_train.tiny import PRESETS, init_model
+from aem_train.tiny import PRESETS
 
 torch.set_num_threads(2)
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _register_guess() -> None:
-    if "custom_env" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("custom_env", ROOT / "examples" / "custom_env.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["custom_env"] = mod
-        spec.loader.exec_module(mod)
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    _register_guess()
-    out = tmp_path_factory.mktemp("tiny")
-    init_model(out, ["aem/GuessNumber-v0"], preset="test", episodes=30)
-    return out
+def ckpt(guess_ckpt) -> Path:
+    return guess_ckpt
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@ consistency, infra failures and env exceptions, scoring, evaluation determinism.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +13,8 @@ from aem_envs import InfraError, Outcome, TaskIds, TextEnv
 from aem_train.evaluate import evaluate
 from aem_train.policy import GenerationSettings, Policy, build_response_batch
 from aem_train.rollout import RolloutConfig, collect
-from aem_train.tiny import init_model
 
 torch.set_num_threads(2)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class FlakyEnv(TextEnv):
@@ -58,20 +53,9 @@ class FlakyEnv(TextEnv):
 aem_envs.register("aem/TestFlaky-v0", FlakyEnv, max_turns=5)
 
 
-def _register_guess() -> None:
-    if "custom_env" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("custom_env", ROOT / "examples" / "custom_env.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["custom_env"] = mod
-        spec.loader.exec_module(mod)
-
-
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory) -> Policy:
-    _register_guess()
-    out = tmp_path_factory.mktemp("tiny")
-    init_model(out, ["aem/GuessNumber-v0"], preset="test", episodes=30)
-    return Policy.from_pretrained(out, reference="none")
+def policy(guess_ckpt) -> Policy:
+    return Policy.from_pretrained(guess_ckpt, reference="none")
 
 
 class _Recorder:

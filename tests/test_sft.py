@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,29 +10,17 @@ import pytest
 import torch
 
 from aem_train.cli import main as cli_main
-from aem_train.policy import LoraSettings, Policy, build_response_batch
+from aem_train.policy import LoraSettings, Policy
 from aem_train.sft import Demo, SFTConfig, demonstrations, sft_loss, train_sft
-from aem_train.tiny import init_model
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
 GUESS = str(ROOT / "examples" / "custom_env.py")
 
 
-def _register_guess() -> None:
-    if "custom_env" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("custom_env", GUESS)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["custom_env"] = mod
-        spec.loader.exec_module(mod)
-
-
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    _register_guess()
-    out = tmp_path_factory.mktemp("tiny")
-    init_model(out, ["aem/GuessNumber-v0"], preset="test", episodes=30)
-    return out
+def ckpt(guess_ckpt) -> Path:
+    return guess_ckpt
 
 
 def test_demonstrations_are_oracle_labelled_chat_rows(ckpt):
