@@ -15,6 +15,7 @@ A bench YAML (see ``aem_train/presets/*.yaml``)::
       model_preset: tiny              # aem_train.tiny.PRESETS
       shared: true                    # one model/tokenizer for all envs (SFT is always per env)
       init_episodes: 200              # corpus episodes per env for the tokenizer
+      pretrain: {steps: 600}          # aem_train.pretrain.PretrainConfig fields; null = none
       sft: {episodes: 200, steps: 150}   # aem_train.sft.SFTConfig fields; null = no SFT
     envs:
       household: {id: aem/Household-v0, overrides: {...}, setup: {sft: {steps: 100}}}
@@ -59,7 +60,7 @@ from aem_train.report import ESTIMATORS, METHODS, discover, results_table, diff_
 #: Env ids whose episodes run in Docker sandboxes.
 DOCKER_ENV_IDS = frozenset({"aem/Shell-v0", "aem/CodeRepair-v0"})
 PRESET_NAMES = ("quick", "standard", "paper")
-SETUP_KEYS = {"kind", "model_preset", "shared", "init_episodes", "sft", "model"}
+SETUP_KEYS = {"kind", "model_preset", "shared", "init_episodes", "pretrain", "sft", "model"}
 TrainFn = Callable[..., dict]
 
 
@@ -125,7 +126,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 DEFAULT_SETUP: dict[str, Any] = {
-    "kind": "tiny", "model_preset": "tiny", "shared": True, "init_episodes": 200, "sft": {}, "model": None,
+    "kind": "tiny", "model_preset": "tiny", "shared": True, "init_episodes": 200, "pretrain": None, "sft": {},
+    "model": None,
 }
 
 
@@ -276,6 +278,38 @@ def build_base_model(out_dir: Path, env_ids: Sequence[str], setup: dict[str, Any
     return out_dir
 
 
+def pretrain_base(
+    base: Path, out_dir: Path, envs: Sequence[EnvEntry], cfgs: Sequence[Config], setup: dict[str, Any],
+    log: Callable[[str], None],
+) -> Path:
+    """Next-token pretraining of the base model on the envs' transcripts (:mod:`aem_train.pretrain`),
+    cached. Each env's transcripts use its cells' chat window and env constructor arguments."""
+    kwargs = dict(setup["pretrain"])
+    kwargs.setdefault("window", cfgs[0].env.window)
+    kwargs["env_ids"] = [e.id for e in envs]
+    kwargs.setdefault("env_kwargs", {e.id: dict(c.env.kwargs) for e, c in zip(envs, cfgs) if c.env.kwargs})
+    base_hash = json.loads((base / "setup.json").read_text())["recipe_hash"]
+    recipe = {"step": "pretrain", "base": base_hash, "pretrain": kwargs}
+    if _cached(out_dir, recipe):
+        log(f"setup: {out_dir} cached")
+        return out_dir
+    from aem_train.policy import Policy
+    from aem_train.pretrain import PretrainConfig, pretrain
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    policy = Policy.from_pretrained(base, device="auto", reference="none")
+    res, stats = pretrain(policy, PretrainConfig(**kwargs), progress=False)
+    d = res.as_dict()
+    figures = {"pretrain": d, "documents": {k: v.examples for k, v in stats.items()},
+               "seconds": time.perf_counter() - t0}
+    policy.save(out_dir, metadata=figures)
+    log(f"setup: pretrained {out_dir.name} on {sum(figures['documents'].values())} transcript turns, "
+        f"{res.steps} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {figures['seconds']:.0f} s")
+    _finish_setup(out_dir, recipe, figures)
+    return out_dir
+
+
 def sft_warm_start(
     base: Path, out_dir: Path, env: EnvEntry, cell_cfg: Config, log: Callable[[str], None]
 ) -> Path:
@@ -330,14 +364,21 @@ def run_setup(
         if e.setup["kind"] == "none":
             paths[e.name] = e.setup.get("model")
             continue
+        cfg = cell_config(spec, CellPlan(e, spec.estimators[0], spec.methods[0], 0, Path("x")), "m")
         if e.setup.get("shared", True):
             base = build_base_model(out / "setup" / "model-shared", shared_ids, e.setup, log)
+            if e.setup.get("pretrain") is not None:
+                group = [x for x in spec.envs if x.id in shared_ids and x.setup.get("shared", True)]
+                cfgs = [cell_config(spec, CellPlan(x, spec.estimators[0], spec.methods[0], 0, Path("x")), "m")
+                        for x in group]
+                base = pretrain_base(base, out / "setup" / "pretrained-shared", group, cfgs, e.setup, log)
         else:
             base = build_base_model(out / "setup" / f"model-{e.name}", [e.id], e.setup, log)
+            if e.setup.get("pretrain") is not None:
+                base = pretrain_base(base, out / "setup" / f"pretrained-{e.name}", [e], [cfg], e.setup, log)
         if e.setup.get("sft") is None:
             paths[e.name] = str(base)
             continue
-        cfg = cell_config(spec, CellPlan(e, spec.estimators[0], spec.methods[0], 0, Path("x")), "m")
         paths[e.name] = str(sft_warm_start(base, out / "setup" / f"sft-{e.name}", e, cfg, log))
     return paths
 

@@ -18,6 +18,7 @@ from pathlib import Path
 #: Modules that contribute subcommands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
     "aem_train.tiny",  # init-model
+    "aem_train.pretrain",  # pretrain
     "aem_train.sft",  # sft
     "aem_train.evaluate",  # eval
     "aem_train.trainer",  # train (PPO/GRPO + AEM)

@@ -53,8 +53,13 @@ class SFTConfig:
     max_seconds: float | None = None  # stop training after this much wall time
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: "response": SFT proper, loss on the response tokens only. "all": next-token loss on every
+    #: token, prompt included: LM pretraining on the env's text (:mod:`aem_train.pretrain`).
+    loss_on: Literal["response", "all"] = "response"
 
     def __post_init__(self) -> None:
+        if self.loss_on not in ("response", "all"):
+            raise ValueError(f"loss_on={self.loss_on!r} is unknown; use 'response' or 'all'")
         if self.label not in ("oracle", "executed"):
             raise ValueError(f"label={self.label!r} is unknown; use 'oracle' or 'executed'")
         if not 0.0 <= self.epsilon <= 1.0:
@@ -160,6 +165,26 @@ def sft_loss(policy: Policy, batch_demos: list[Demo]) -> torch.Tensor:
     return -(logp.sum() / batch.response_mask.sum())
 
 
+def sequence_loss(policy: Policy, batch_demos: list[Demo]) -> torch.Tensor:
+    """Mean next-token negative log-likelihood over every real token after the first (prompt
+    and response alike): plain causal-LM pretraining on the demonstrations' text."""
+    batch = build_response_batch(
+        [d.prompt_ids for d in batch_demos], [d.response_ids for d in batch_demos],
+        policy.pad_token_id, policy.device,
+    )
+    logits = policy.model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids, use_cache=False,
+    ).logits[:, :-1]
+    target = batch.input_ids[:, 1:]
+    # A target counts when it and the token predicting it are both real (not padding).
+    mask = (batch.attention_mask[:, 1:] * batch.attention_mask[:, :-1]).float()
+    nll = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+    )
+    return (nll * mask.reshape(-1)).sum() / mask.sum()
+
+
 def train_sft(
     policy: Policy,
     cfg: SFTConfig,
@@ -173,6 +198,7 @@ def train_sft(
         demos, demo_stats = demonstrations(policy, cfg)
     if not demos:
         raise ValueError(f"no demonstrations from {cfg.env_id}; check that its oracle acts on train tasks")
+    loss_fn = sft_loss if cfg.loss_on == "response" else sequence_loss
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
     params = [p for p in policy.model.parameters() if p.requires_grad]
@@ -182,7 +208,7 @@ def train_sft(
     t0, c0 = time.perf_counter(), time.process_time()
     order = rng.permutation(len(demos))
     pos = 0
-    bar = _Progress(cfg.steps, enabled=progress)
+    bar = _Progress(cfg.steps, enabled=progress, label="sft" if cfg.loss_on == "response" else "pretrain")
     step = 0
     try:
         for step in range(cfg.steps):
@@ -192,7 +218,7 @@ def train_sft(
             pos += cfg.batch_size
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, cfg, cfg.steps)
-            loss = sft_loss(policy, [demos[i] for i in idx])
+            loss = loss_fn(policy, [demos[i] for i in idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -214,13 +240,13 @@ def train_sft(
 class _Progress:
     """A rich progress bar showing the running loss (silent when disabled)."""
 
-    def __init__(self, total: int, enabled: bool = True):
+    def __init__(self, total: int, enabled: bool = True, label: str = "sft"):
         self._p = None
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._p = Progress(
-                TextColumn("sft"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                 TimeElapsedColumn(),
             )
             self._p.start()
@@ -304,4 +330,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.set_defaults(fn=_cmd_sft)
 
 
-__all__ = ["Demo", "DemoStats", "SFTConfig", "SFTResult", "demonstrations", "sft_loss", "train_sft"]
+__all__ = ["Demo", "DemoStats", "SFTConfig", "SFTResult", "demonstrations", "sequence_loss", "sft_loss", "train_sft"]
