@@ -25,7 +25,6 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aem_train.policy import Policy
