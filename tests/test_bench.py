@@ -87,9 +87,9 @@ def test_presets_ship_and_validate():
         spec = bench.load_spec(bench.preset_path(name))
         sizes[name] = len(bench.plan(spec, "/tmp/out"))
     quick = bench.load_spec(bench.preset_path("quick"))
-    assert [e.id for e in quick.envs] == ["aem/Household-v0", "aem/WebShop-v0"]
+    assert [e.id for e in quick.envs] == ["aem/Household-v0"]
     assert quick.methods == ["none", "aem"] and len(quick.seeds) >= 2 and quick.estimators == ["grpo"]
-    assert sizes["quick"] == 8
+    assert sizes["quick"] == 4 and quick.envs[0].setup["pretrain"]["steps"] > 0
     standard = bench.load_spec(bench.preset_path("standard"))
     assert len(standard.seeds) == 5 and len(standard.envs) == 4
     paper = bench.load_spec(bench.preset_path("paper"))
@@ -153,8 +153,8 @@ def test_only_filters(tmp_path: Path):
 def test_dry_run_cli_lists_quick_cells(capsys, tmp_path: Path):
     assert cli.main(["bench", "--preset", "quick", "--dry-run", "--out", str(tmp_path / "q")]) == 0
     out = capsys.readouterr().out
-    assert "household/grpo-none/seed0" in out and "webshop/grpo-aem/seed1" in out
-    assert "8 cells, 0 finished" in out
+    assert "household/grpo-none/seed0" in out and "household/grpo-aem/seed1" in out
+    assert "4 cells, 0 finished" in out
     assert not (tmp_path / "q").exists()  # a dry run writes nothing
 
 
@@ -278,6 +278,7 @@ def test_setup_builds_once_and_is_cached(tmp_path: Path):
           kind: tiny
           model_preset: test
           init_episodes: 3
+          pretrain: {episodes: 2, steps: 2, batch_size: 4}
           sft: {episodes: 2, steps: 2, batch_size: 4, epsilon: 0.0}
         """)))
     out = tmp_path / "out"
@@ -289,13 +290,19 @@ def test_setup_builds_once_and_is_cached(tmp_path: Path):
     sft_dir = Path(paths["hh"])
     assert sft_dir == out / "setup" / "sft-hh" and (sft_dir / "config.json").is_file()
     assert (out / "setup" / "model-shared" / "tokenizer.json").is_file()
+    # Pretraining runs once on both envs' transcripts, each with its cells' window; SFT starts from it.
+    pre = json.loads((out / "setup" / "pretrained-shared" / "setup.json").read_text())
+    assert pre["recipe"]["pretrain"]["env_ids"] == ["aem/Household-v0", "aem/WebShop-v0"]
+    assert pre["recipe"]["pretrain"]["window"] == 2 and pre["pretrain"]["steps"] == 2
+    assert set(pre["documents"]) == {"aem/Household-v0", "aem/WebShop-v0"}
+    assert json.loads((sft_dir / "setup.json").read_text())["recipe"]["base"] == pre["recipe_hash"]
     marker = sft_dir / "setup.json"
     m0 = marker.stat().st_mtime_ns
     assert json.loads(marker.read_text())["recipe"]["sft"]["window"] == 2  # the rollout's window
     logs.clear()
     both = bench.run_setup(spec, out, spec.envs, logs.append)
-    assert both == {**paths, "ws": str(out / "setup" / "model-shared")}  # sft: null -> the base model
-    assert sum("cached" in x for x in logs) == 3 and marker.stat().st_mtime_ns == m0
+    assert both == {**paths, "ws": str(out / "setup" / "pretrained-shared")}  # sft: null -> the base model
+    assert sum("cached" in x for x in logs) == 5 and marker.stat().st_mtime_ns == m0
     # A changed SFT recipe rebuilds the SFT checkpoint only.
     spec.envs[0].setup["sft"]["steps"] = 3
     logs.clear()
