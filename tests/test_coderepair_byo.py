@@ -24,6 +24,7 @@ from aem_envs.cli import main as cli_main
 from aem_envs.envs.coderepair.env import CodeRepairEnv
 from aem_envs.envs.coderepair.task import load_tasks
 from aem_envs.sandbox import lifecycle
+from conftest import docker_only as docker_only_mark
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "byo_repo"
 TASK_FILE = FIXTURE / "tasks.yaml"
@@ -32,18 +33,7 @@ HELDOUT = "tests/test_intervals_heldout.py"
 F2P = ["tests/test_intervals.py::test_touching_merge", "tests/test_intervals_heldout.py::test_heldout_touching_chain"]
 
 
-def _docker_ready() -> str | None:
-    try:
-        lifecycle.get_client().images.get("aem/base:0")
-        return None
-    except Exception as e:  # no engine or no image: say which
-        return f"Docker not usable here: {str(e).splitlines()[0][:120]}"
-
-
-_SKIP = _docker_ready()
-# CI sets AEM_REQUIRE_DOCKER=1 so a missing engine or image fails loudly instead of skipping.
-_REQUIRE = os.environ.get("AEM_REQUIRE_DOCKER", "") not in ("", "0")
-docker_only = pytest.mark.skipif(_SKIP is not None and not _REQUIRE, reason=_SKIP or "")
+docker_only = docker_only_mark("aem/base:0")
 pytestmark = pytest.mark.timeout(300)  # a hung sandbox must not hang CI
 
 KINDS = ["local", pytest.param("docker", marks=[pytest.mark.docker, docker_only])]

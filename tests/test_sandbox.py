@@ -31,26 +31,14 @@ from aem_envs.sandbox import (
     clean_output,
     tar_of,
 )
+from aem_envs.envs.shell.env import _default_image
 from aem_envs.sandbox import lifecycle
+from conftest import docker_only as docker_only_mark
 
 PY = sys.executable
 
 
-def _docker_ready() -> str | None:
-    try:
-        client = lifecycle.get_client()
-        from aem_envs.envs.shell.env import _default_image
-
-        client.images.get(_default_image())
-        return None
-    except Exception as e:  # no engine or no image: say which
-        return f"Docker not usable here: {str(e).splitlines()[0][:120]}"
-
-
-_SKIP = _docker_ready()
-# CI sets AEM_REQUIRE_DOCKER=1 so a missing engine or image fails loudly instead of skipping.
-_REQUIRE = os.environ.get("AEM_REQUIRE_DOCKER", "") not in ("", "0")
-docker_only = pytest.mark.skipif(_SKIP is not None and not _REQUIRE, reason=_SKIP or "")
+docker_only = docker_only_mark(_default_image())
 pytestmark = pytest.mark.timeout(300)  # a hung sandbox must not hang CI
 
 
