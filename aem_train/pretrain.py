@@ -14,8 +14,9 @@ closing tags. After this stage SFT needs far fewer steps (see README "Training")
 **Documents.** Every turn's chat view, encoded exactly as the rollout encodes prompts (system
 prompt, instruction, last ``window`` turns, current observation), followed by the response the
 demonstrator *executed*. The demonstrator is the env's oracle with probability
-``1 - random_action_prob`` and a uniformly random admissible action otherwise, so the corpus
-covers detours, failures and their observations too: the model learns the envs' language, and
+``1 - random_action_prob`` and a uniformly random admissible action otherwise (and, with
+probability ``invalid_prob``, a stale action that is no longer admissible), so the corpus covers
+detours, failures and invalid-action messages too: the model learns the envs' language, and
 the expert's policy is left to SFT. Only **train**-split tasks are used.
 """
 
@@ -38,6 +39,7 @@ class PretrainConfig:
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     episodes: int = 300  # transcript episodes per env (train split)
     random_action_prob: float = 0.3  # the demonstrator's random admissible actions
+    invalid_prob: float = 0.05  # ... and its stale, now-invalid ones (SFTConfig.invalid_prob)
     window: int = 1  # chat-view window; use the rollout's
     steps: int = 600
     batch_size: int = 16
@@ -67,7 +69,8 @@ def transcripts(policy: Policy, cfg: PretrainConfig) -> tuple[list[Demo], dict[s
 
 def _sft_config(cfg: PretrainConfig, env_id: str, seed: int) -> SFTConfig:
     return SFTConfig(
-        env_id=env_id, episodes=cfg.episodes, epsilon=cfg.random_action_prob, label="executed",
+        env_id=env_id, episodes=cfg.episodes, epsilon=cfg.random_action_prob,
+        invalid_prob=cfg.invalid_prob, label="executed",
         window=cfg.window, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
         min_lr_ratio=cfg.min_lr_ratio, warmup_steps=cfg.warmup_steps, seed=seed,
         env_kwargs=dict(cfg.env_kwargs.get(env_id, {})), loss_on="all",
@@ -107,7 +110,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     policy = Policy.from_pretrained(args.checkpoint, device=args.device, reference="none")
     cfg = PretrainConfig(
         env_ids=list(args.env), env_kwargs=parse_env_args(args.env_arg, list(args.env)),
-        episodes=args.episodes, random_action_prob=args.random_action_prob, window=args.window,
+        episodes=args.episodes, random_action_prob=args.random_action_prob,
+        invalid_prob=args.invalid_prob, window=args.window,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
     )
     res, stats = pretrain(policy, cfg, progress=not args.no_progress)
@@ -140,6 +144,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--episodes", type=int, default=300, help="transcript episodes per env")
     sp.add_argument("--random-action-prob", type=float, default=0.3,
                     help="probability that the demonstrator takes a random admissible action")
+    sp.add_argument("--invalid-prob", type=float, default=0.05,
+                    help="probability that the demonstrator repeats a stale, now-invalid action")
     sp.add_argument("--window", type=int, default=1, help="past turns kept in each prompt (use the rollout's)")
     sp.add_argument("--steps", type=int, default=600)
     sp.add_argument("--batch-size", type=int, default=16)

@@ -14,6 +14,14 @@ then holds the noisy action). What the model learns from those states is chosen 
 - ``"executed"``: the executed action is the label, noise included — a deliberately
   imperfect teacher.
 
+**Invalid actions (invalid_prob).** With probability ``invalid_prob`` a step executes an
+invalid action instead: one that was admissible earlier in the episode and is not now (the
+commonest agent error — "go to desk 1" once already there, taking what was already taken). The
+env answers with its invalid-action message and the state stays; the next demonstration,
+labelled with the oracle's action, shows how to go on from there. Without such states a cloned
+policy has never seen an invalid-action message: measured on the one-room Household, greedy
+decoding then repeated the same invalid action until the turn limit in most failed episodes.
+
 How imperfect the warm-started policy is (the RL stage needs room to improve) is set mainly by
 the training budget: ``steps`` / ``max_seconds`` and the number of demonstration episodes.
 """
@@ -41,6 +49,7 @@ class SFTConfig:
     env_id: str
     episodes: int = 400  # demonstration episodes on the train split
     epsilon: float = 0.2  # probability of executing a random admissible action
+    invalid_prob: float = 0.0  # probability of executing a stale, now-invalid action
     label: Literal["oracle", "executed"] = "oracle"
     window: int = 1  # chat-view window; must match the rollout's
     steps: int = 300  # optimiser steps (upper bound when max_seconds is set)
@@ -64,6 +73,8 @@ class SFTConfig:
             raise ValueError(f"label={self.label!r} is unknown; use 'oracle' or 'executed'")
         if not 0.0 <= self.epsilon <= 1.0:
             raise ValueError(f"epsilon={self.epsilon} must be in [0, 1]")
+        if not 0.0 <= self.invalid_prob <= 1.0:
+            raise ValueError(f"invalid_prob={self.invalid_prob} must be in [0, 1]")
         if self.steps < 1 or self.batch_size < 1 or self.episodes < 1:
             raise ValueError("steps, batch_size and episodes must be >= 1")
 
@@ -80,6 +91,7 @@ class DemoStats:
     episodes: int = 0
     examples: int = 0
     noisy_steps: int = 0
+    invalid_steps: int = 0  # stale actions executed (invalid_prob)
     oracle_success_rate: float = 0.0  # success of the (noisy) demonstrator itself
     mean_prompt_tokens: float = 0.0
     mean_response_tokens: float = 0.0
@@ -120,12 +132,18 @@ def demonstrations(policy: Policy, cfg: SFTConfig) -> tuple[list[Demo], DemoStat
             view.reset(env.instruction, obs, system_prompt=env.system_prompt)
             done = False
             info: dict[str, Any] = {}
+            seen: set[str] = set()  # every action admissible so far in this episode
             while not done:
                 prompt = policy.encode_prompt(view.messages())
                 oracle = env.oracle_action()
                 action = oracle
                 adm = env.admissible_actions()
-                if cfg.epsilon > 0 and adm and rng.random() < cfg.epsilon:
+                seen.update(adm)
+                stale = sorted(seen.difference(adm)) if cfg.invalid_prob > 0 else []
+                if stale and rng.random() < cfg.invalid_prob:
+                    action = stale[int(rng.integers(len(stale)))]
+                    st.invalid_steps += 1
+                elif cfg.epsilon > 0 and adm and rng.random() < cfg.epsilon:
                     action = adm[int(rng.integers(len(adm)))]
                     st.noisy_steps += int(action != oracle)
                 label = oracle if cfg.label == "oracle" else action
@@ -269,7 +287,8 @@ def _cmd_sft(args: argparse.Namespace) -> int:
     t_all, c_all = time.perf_counter(), time.process_time()
     policy = Policy.from_pretrained(args.checkpoint, device=args.device, reference="none")
     cfg = SFTConfig(
-        env_id=args.env, episodes=args.episodes, epsilon=args.epsilon, label=args.label,
+        env_id=args.env, episodes=args.episodes, epsilon=args.epsilon, invalid_prob=args.invalid_prob,
+        label=args.label,
         window=args.window, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         max_seconds=args.max_minutes * 60 if args.max_minutes else None, seed=args.seed,
         env_kwargs=env_kwargs(args.env_arg),
@@ -278,6 +297,7 @@ def _cmd_sft(args: argparse.Namespace) -> int:
     print(
         f"{dstats.examples} demonstrations from {dstats.episodes} episodes "
         f"(demonstrator success {dstats.oracle_success_rate:.1%}, {dstats.noisy_steps} noisy steps, "
+        f"{dstats.invalid_steps} invalid steps, "
         f"prompt {dstats.mean_prompt_tokens:.0f} / response {dstats.mean_response_tokens:.1f} tokens, "
         f"{dstats.seconds:.1f} s)"
     )
@@ -314,6 +334,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--env", required=True, help="environment id, e.g. aem/Household-v0")
     sp.add_argument("--episodes", type=int, default=400, help="demonstration episodes (train split)")
     sp.add_argument("--epsilon", type=float, default=0.2, help="probability of a random admissible action")
+    sp.add_argument("--invalid-prob", type=float, default=0.0,
+                    help="probability of a stale, now-invalid action (teaches recovery from invalid-action messages)")
     sp.add_argument("--label", choices=["oracle", "executed"], default="oracle",
                     help="train on the oracle's action at every state (default) or on the executed one")
     sp.add_argument("--window", type=int, default=1, help="past turns kept in the prompt")

@@ -6,6 +6,9 @@ Hugging Face checkpoint directory (``config.json``, ``model.safetensors``, ``tok
 ``chat_template.jinja``) that ``AutoModelForCausalLM.from_pretrained`` and
 ``AutoTokenizer.from_pretrained`` load with no aem code.
 
+A random-init model knows no language: ``aem-train pretrain`` (:mod:`aem_train.pretrain`)
+gives it one before SFT, by next-token training on the envs' transcripts.
+
 Why a locally trained tokenizer: with a vocabulary learnt from the envs' own text (instructions,
 observations, oracle and random admissible actions), a 1024-token vocabulary turns a
 household observation into a few dozen tokens, and prompt prefill is what dominates CPU
@@ -26,8 +29,9 @@ import numpy as np
 #: Special tokens, in id order. ``<|end|>`` closes every chat turn and is the EOS token.
 PAD, EOS, SYSTEM, USER, ASSISTANT = "<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"
 SPECIAL_TOKENS = [PAD, EOS, SYSTEM, USER, ASSISTANT]
-#: Pre-tokenizer boundaries: punctuation/newlines (with the spaces after them) split pieces.
-PIECE_SEPARATORS = r"""[,.:;!?'"()\[\]{}=\n]+ *"""
+#: Pre-tokenizer pieces, isolated: an indexed entity ("alarmclock 1", "dresser 12") and a run of
+#: punctuation/newlines with the spaces after it. BPE merges only inside the text between them.
+PIECE_SEPARATORS = r"""[^\W\d_]+ \d+|[,.:;!?'"()\[\]{}=\n]+ *"""
 #: Ordinary (decoded, non-special) tokens added whole.
 ACTION_TAGS = ["<action>", "</action>"]
 
@@ -110,12 +114,14 @@ def train_tokenizer(texts: Iterator[str] | Sequence[str], vocab_size: int = 1024
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    # Pieces run between punctuation, not between words: BPE then merges whole phrases
-    # ("go to fridge 1") into single tokens. Prompts get ~2x shorter than with word pieces, and
-    # choosing an admissible action becomes copying one token of the prompt, which a tiny model
-    # learns in a few hundred steps. The separator swallows the following spaces so the phrase
-    # in "Admissible actions: go to fridge 1, ..." and in "<action>go to fridge 1</action>" is
-    # the same token.
+    # Pieces: every indexed entity ("alarmclock 1", "desk 1") is a piece of its own, so it is the
+    # same token (or tokens) wherever it appears: in an observation, in the admissible list and
+    # in the response. The rest runs between punctuation, so BPE merges template phrases
+    # ("You arrive at ", "go to ") whole and prompts stay short. An action is then a
+    # composition, "take " + "alarmclock 1" + " from " + "dresser 1", and choosing it means
+    # copying tokens of the prompt. (Letting BPE merge freely across entities produced tokens
+    # such as "take alarmclock" and " 1 from dresser 1", which appear nowhere in an
+    # observation: measured, the pretrained + SFT model then reached 2% instead of ~29%.)
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(PIECE_SEPARATORS), behavior="isolated"),

@@ -105,3 +105,23 @@ def test_cli_init_model_sft_eval(tmp_path, capsys):
                      "--import", GUESS, "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["episodes"] == 2 and ev["split"] == "test" and ev["mean_turns"] <= 2
+
+
+def test_invalid_noise_teaches_recovery_from_invalid_action_messages(ckpt):
+    pol = Policy.from_pretrained(ckpt, reference="none")  # byte-level BPE: Household text encodes
+    hh = dict(rooms=1, receptacles_per_room=6, distractors=3, max_turns=12)
+    base = SFTConfig("aem/Household-v0", episodes=6, epsilon=0.0, window=1, env_kwargs=hh)
+    clean, st0 = demonstrations(pol, base)
+    assert st0.invalid_steps == 0 and st0.oracle_success_rate == 1.0
+    assert not any("Invalid action" in pol.tokenizer.decode(d.prompt_ids) for d in clean)
+    noisy, st = demonstrations(pol, SFTConfig(**{**base.__dict__, "invalid_prob": 0.3}))
+    assert st.invalid_steps > 3 and st.noisy_steps == 0
+    after = [d for d in noisy if "Invalid action" in pol.tokenizer.decode(d.prompt_ids)]
+    assert len(after) >= st.invalid_steps - 1  # the state after each one is demonstrated (bar a last turn)
+    # Labels stay the oracle's. An invalid action leaves the state as it was, so the expert's
+    # answer after it is the one it gave just before: the demo teaches to go on with the plan.
+    for i, d in enumerate(noisy):
+        if "Invalid action" in pol.tokenizer.decode(d.prompt_ids).rsplit("<|user|>", 1)[-1]:
+            assert d.response_ids == noisy[i - 1].response_ids
+    with pytest.raises(ValueError, match="invalid_prob"):
+        SFTConfig("aem/Household-v0", invalid_prob=1.5)
