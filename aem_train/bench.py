@@ -15,6 +15,7 @@ A bench YAML (see ``aem_train/presets/*.yaml``)::
       model_preset: tiny              # aem_train.tiny.PRESETS
       shared: true                    # one model/tokenizer for all envs (SFT is always per env)
       init_episodes: 200              # corpus episodes per env for the tokenizer
+      tokenizer_envs: [aem/WebShop-v0] # extra envs whose text also trains the tokenizer (optional)
       pretrain: {steps: 600}          # aem_train.pretrain.PretrainConfig fields; null = none
       sft: {episodes: 200, steps: 150}   # aem_train.sft.SFTConfig fields; null = no SFT
     envs:
@@ -60,7 +61,7 @@ from aem_train.report import ESTIMATORS, METHODS, discover, results_table, diff_
 #: Env ids whose episodes run in Docker sandboxes.
 DOCKER_ENV_IDS = frozenset({"aem/Shell-v0", "aem/CodeRepair-v0"})
 PRESET_NAMES = ("quick", "standard", "paper")
-SETUP_KEYS = {"kind", "model_preset", "shared", "init_episodes", "pretrain", "sft", "model"}
+SETUP_KEYS = {"kind", "model_preset", "shared", "init_episodes", "tokenizer_envs", "pretrain", "sft", "model"}
 TrainFn = Callable[..., dict]
 
 
@@ -126,8 +127,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 DEFAULT_SETUP: dict[str, Any] = {
-    "kind": "tiny", "model_preset": "tiny", "shared": True, "init_episodes": 200, "pretrain": None, "sft": {},
-    "model": None,
+    "kind": "tiny", "model_preset": "tiny", "shared": True, "init_episodes": 200, "tokenizer_envs": [],
+    "pretrain": None, "sft": {}, "model": None,
 }
 
 
@@ -263,7 +264,9 @@ def _finish_setup(out_dir: Path, recipe: dict[str, Any], figures: dict[str, Any]
 
 
 def build_base_model(out_dir: Path, env_ids: Sequence[str], setup: dict[str, Any], log: Callable[[str], None]) -> Path:
-    """Tiny model + env-trained tokenizer (:func:`aem_train.tiny.init_model`), cached."""
+    """Tiny model + env-trained tokenizer (:func:`aem_train.tiny.init_model`), cached. The
+    tokenizer also learns from ``setup.tokenizer_envs`` (envs with no cells of their own)."""
+    env_ids = sorted(set(env_ids) | set(setup.get("tokenizer_envs") or []))
     recipe = {"step": "init-model", "preset": setup["model_preset"], "envs": sorted(env_ids),
               "episodes": int(setup["init_episodes"])}
     if _cached(out_dir, recipe):

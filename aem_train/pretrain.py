@@ -39,7 +39,7 @@ class PretrainConfig:
     env_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     episodes: int = 300  # transcript episodes per env (train split)
     random_action_prob: float = 0.3  # the demonstrator's random admissible actions
-    invalid_prob: float = 0.05  # ... and its stale, now-invalid ones (SFTConfig.invalid_prob)
+    invalid_prob: float = 0.0  # ... and its stale, now-invalid ones (SFTConfig.invalid_prob)
     window: int = 1  # chat-view window; use the rollout's
     steps: int = 600
     batch_size: int = 16
@@ -144,7 +144,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--episodes", type=int, default=300, help="transcript episodes per env")
     sp.add_argument("--random-action-prob", type=float, default=0.3,
                     help="probability that the demonstrator takes a random admissible action")
-    sp.add_argument("--invalid-prob", type=float, default=0.05,
+    sp.add_argument("--invalid-prob", type=float, default=0.0,
                     help="probability that the demonstrator repeats a stale, now-invalid action")
     sp.add_argument("--window", type=int, default=1, help="past turns kept in each prompt (use the rollout's)")
     sp.add_argument("--steps", type=int, default=600)
