@@ -430,7 +430,7 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         f"- preset: `{bench.get('preset', 'not recorded')}`"
         + (f" (`{bench['config_path']}`)" if bench.get("config_path") else ""),
         f"- hardware: {bench.get('hardware', 'not recorded')}",
-        *([f"- envs: " + "; ".join(
+        *(["- envs: " + "; ".join(
             f"{name} = `{eid}`" + (f" with {_fmt_overrides(bench.get('env_overrides', {}).get(name))}"
                                    if bench.get("env_overrides", {}).get(name) else "")
             for name, eid in bench["env_ids"].items())] if bench.get("env_ids") else []),
