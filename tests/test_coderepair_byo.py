@@ -24,7 +24,7 @@ from aem_envs.cli import main as cli_main
 from aem_envs.envs.coderepair.env import CodeRepairEnv
 from aem_envs.envs.coderepair.task import load_tasks
 from aem_envs.sandbox import lifecycle
-from conftest import docker_only as docker_only_mark
+from docker_support import docker_only as docker_only_mark
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "byo_repo"
 TASK_FILE = FIXTURE / "tasks.yaml"

@@ -33,7 +33,7 @@ from aem_envs.sandbox import (
 )
 from aem_envs.envs.shell.env import _default_image
 from aem_envs.sandbox import lifecycle
-from conftest import docker_only as docker_only_mark
+from docker_support import docker_only as docker_only_mark
 
 PY = sys.executable
 

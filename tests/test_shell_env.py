@@ -18,7 +18,7 @@ from aem_envs.envs.shell import FAMILIES, make_task
 from aem_envs.envs.shell.env import ShellEnv, _default_image
 from aem_envs.envs.shell.grading import answer_similarity, manifest, manifest_similarity
 from aem_envs.sandbox import lifecycle, tar_of
-from conftest import docker_only as docker_only_mark
+from docker_support import docker_only as docker_only_mark
 
 
 docker_only = docker_only_mark(_default_image())
