@@ -139,9 +139,11 @@ def demonstrations(policy: Policy, cfg: SFTConfig) -> tuple[list[Demo], DemoStat
                 prompt = policy.encode_prompt(view.messages())
                 oracle = env.oracle_action()
                 action = oracle
-                adm = env.admissible_actions()
-                seen.update(adm)
-                stale = sorted(seen.difference(adm)) if cfg.invalid_prob > 0 else []
+                adm = env.admissible_actions() or []  # None: the env publishes no list
+                stale: list[str] = []
+                if cfg.invalid_prob > 0:
+                    seen.update(adm)
+                    stale = sorted(seen.difference(adm))
                 if stale and rng.random() < cfg.invalid_prob:
                     action = stale[int(rng.integers(len(stale)))]
                     st.invalid_steps += 1
