@@ -344,9 +344,12 @@ def test_server_and_wsgi_modes_match_the_test_client():
 
 
 def test_serve_web_command_serves_pages():
+    # Started with SIGINT ignored, as in any background job of a non-interactive shell (CI):
+    # the command must still stop on Ctrl-C (it did not, before it installed its own handler).
     proc = subprocess.Popen(
         [sys.executable, "-m", "aem_envs.cli", "serve-web", "--port", "0", "--split", "train"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         line = proc.stdout.readline()
@@ -359,7 +362,7 @@ def test_serve_web_command_serves_pages():
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the command shuts the server down and exits 0
         try:
             rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # seen once in CI (10 s limit then): say where it hung
+        except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail(f"serve-web did not exit 30 s after Ctrl-C; stderr: {proc.communicate()[1][-2000:]}")
         assert rc == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 
 def cmd_serve_web(args: argparse.Namespace) -> int:
@@ -19,6 +20,13 @@ def cmd_serve_web(args: argparse.Namespace) -> int:
     first = shop.ids[args.split][0]
     print(f"WebShop serving {len(shop.ids[args.split])} {args.split} tasks at {server.url}/ "
           f"(first task: {server.url}/{first}); Ctrl-C stops it", flush=True)
+    # Ctrl-C and SIGTERM stop the server. Installed explicitly: a process started with SIGINT
+    # ignored (any background job of a non-interactive shell, e.g. CI) gets no KeyboardInterrupt.
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
     try:
         server.wait()
     except KeyboardInterrupt:
