@@ -281,6 +281,34 @@ def build_base_model(out_dir: Path, env_ids: Sequence[str], setup: dict[str, Any
     return out_dir
 
 
+def _trained_step(
+    base: Path, out_dir: Path, recipe: dict[str, Any], log: Callable[[str], None],
+    train: Callable[[Any], tuple[dict[str, Any], str]],
+) -> Path:
+    """A cached setup step that trains the ``base`` checkpoint into ``out_dir``: skipped when
+    ``out_dir`` already holds this recipe; ``train(policy)`` returns (figures, log line)."""
+    if _cached(out_dir, recipe):
+        log(f"setup: {out_dir} cached")
+        return out_dir
+    from aem_train.policy import Policy
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    policy = Policy.from_pretrained(base, device="auto", reference="none")
+    figures, line = train(policy)
+    figures["seconds"] = time.perf_counter() - t0
+    policy.save(out_dir, metadata=figures)
+    log(f"{line}, {figures['seconds']:.0f} s")
+    _finish_setup(out_dir, recipe, figures)
+    return out_dir
+
+
+def _base_hash(base: Path) -> str:
+    """The recipe hash of a setup-built ``base`` (its path for a checkpoint made elsewhere)."""
+    marker = base / "setup.json"
+    return json.loads(marker.read_text())["recipe_hash"] if marker.is_file() else str(base)
+
+
 def pretrain_base(
     base: Path, out_dir: Path, envs: Sequence[EnvEntry], cfgs: Sequence[Config], setup: dict[str, Any],
     log: Callable[[str], None],
@@ -291,26 +319,18 @@ def pretrain_base(
     kwargs.setdefault("window", cfgs[0].env.window)
     kwargs["env_ids"] = [e.id for e in envs]
     kwargs.setdefault("env_kwargs", {e.id: dict(c.env.kwargs) for e, c in zip(envs, cfgs) if c.env.kwargs})
-    base_hash = json.loads((base / "setup.json").read_text())["recipe_hash"]
-    recipe = {"step": "pretrain", "base": base_hash, "pretrain": kwargs}
-    if _cached(out_dir, recipe):
-        log(f"setup: {out_dir} cached")
-        return out_dir
-    from aem_train.policy import Policy
-    from aem_train.pretrain import PretrainConfig, pretrain
 
-    shutil.rmtree(out_dir, ignore_errors=True)
-    t0 = time.perf_counter()
-    policy = Policy.from_pretrained(base, device="auto", reference="none")
-    res, stats = pretrain(policy, PretrainConfig(**kwargs), progress=False)
-    d = res.as_dict()
-    figures = {"pretrain": d, "documents": {k: v.examples for k, v in stats.items()},
-               "seconds": time.perf_counter() - t0}
-    policy.save(out_dir, metadata=figures)
-    log(f"setup: pretrained {out_dir.name} on {sum(figures['documents'].values())} transcript turns, "
-        f"{res.steps} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}, {figures['seconds']:.0f} s")
-    _finish_setup(out_dir, recipe, figures)
-    return out_dir
+    def train(policy) -> tuple[dict[str, Any], str]:
+        from aem_train.pretrain import PretrainConfig, pretrain
+
+        res, stats = pretrain(policy, PretrainConfig(**kwargs), progress=False)
+        d = res.as_dict()
+        figures = {"pretrain": d, "documents": {k: v.examples for k, v in stats.items()}}
+        return figures, (f"setup: pretrained {out_dir.name} on {sum(figures['documents'].values())} transcript "
+                         f"turns, {res.steps} steps, loss {d['first_loss']:.3f} -> {d['final_loss']:.3f}")
+
+    recipe = {"step": "pretrain", "base": _base_hash(base), "pretrain": kwargs}
+    return _trained_step(base, out_dir, recipe, log, train)
 
 
 def sft_warm_start(
@@ -324,27 +344,19 @@ def sft_warm_start(
     sft_kwargs.setdefault("window", cell_cfg.env.window)
     if cell_cfg.env.kwargs:
         sft_kwargs.setdefault("env_kwargs", dict(cell_cfg.env.kwargs))
-    base_hash = json.loads((base / "setup.json").read_text())["recipe_hash"] if (base / "setup.json").is_file() else str(base)
-    recipe = {"step": "sft", "env": env.id, "base": base_hash, "sft": sft_kwargs}
-    if _cached(out_dir, recipe):
-        log(f"setup: {out_dir} cached")
-        return out_dir
-    from aem_train.policy import Policy
-    from aem_train.sft import SFTConfig, demonstrations, train_sft
 
-    shutil.rmtree(out_dir, ignore_errors=True)
-    t0 = time.perf_counter()
-    policy = Policy.from_pretrained(base, device="auto", reference="none")
-    cfg = SFTConfig(env_id=env.id, **sft_kwargs)
-    demos, dstats = demonstrations(policy, cfg)
-    res = train_sft(policy, cfg, demos=demos, demo_stats=dstats, progress=False)
-    figures = {"sft": res.as_dict(), "seconds": time.perf_counter() - t0}
-    policy.save(out_dir, metadata=figures)
-    d = res.as_dict()
-    log(f"setup: SFT {env.name}: {dstats.examples} demos, {res.steps} steps, loss "
-        f"{d['first_loss']:.3f} -> {d['final_loss']:.3f}, {figures['seconds']:.0f} s")
-    _finish_setup(out_dir, recipe, figures)
-    return out_dir
+    def train(policy) -> tuple[dict[str, Any], str]:
+        from aem_train.sft import SFTConfig, demonstrations, train_sft
+
+        cfg = SFTConfig(env_id=env.id, **sft_kwargs)
+        demos, dstats = demonstrations(policy, cfg)
+        res = train_sft(policy, cfg, demos=demos, demo_stats=dstats, progress=False)
+        d = res.as_dict()
+        return {"sft": d}, (f"setup: SFT {env.name}: {dstats.examples} demos, {res.steps} steps, loss "
+                            f"{d['first_loss']:.3f} -> {d['final_loss']:.3f}")
+
+    recipe = {"step": "sft", "env": env.id, "base": _base_hash(base), "sft": sft_kwargs}
+    return _trained_step(base, out_dir, recipe, log, train)
 
 
 def run_setup(
@@ -360,6 +372,9 @@ def run_setup(
     (not only those still to run), so a partially finished grid never mixes tokenizers;
     ``unavailable`` env ids (Docker envs without an engine) are left out of it.
     """
+    def setup_config(x: EnvEntry) -> Config:  # the env's cell settings (window, env kwargs)
+        return cell_config(spec, CellPlan(x, spec.estimators[0], spec.methods[0], 0, Path("x")), "m")
+
     paths: dict[str, str | None] = {}
     shared_ids = sorted({x.id for x in spec.envs if x.setup["kind"] == "tiny" and x.setup.get("shared", True)
                          and x.id not in unavailable})
@@ -367,14 +382,13 @@ def run_setup(
         if e.setup["kind"] == "none":
             paths[e.name] = e.setup.get("model")
             continue
-        cfg = cell_config(spec, CellPlan(e, spec.estimators[0], spec.methods[0], 0, Path("x")), "m")
+        cfg = setup_config(e)
         if e.setup.get("shared", True):
             base = build_base_model(out / "setup" / "model-shared", shared_ids, e.setup, log)
             if e.setup.get("pretrain") is not None:
                 group = [x for x in spec.envs if x.id in shared_ids and x.setup.get("shared", True)]
-                cfgs = [cell_config(spec, CellPlan(x, spec.estimators[0], spec.methods[0], 0, Path("x")), "m")
-                        for x in group]
-                base = pretrain_base(base, out / "setup" / "pretrained-shared", group, cfgs, e.setup, log)
+                base = pretrain_base(base, out / "setup" / "pretrained-shared", group,
+                                     [setup_config(x) for x in group], e.setup, log)
         else:
             base = build_base_model(out / "setup" / f"model-{e.name}", [e.id], e.setup, log)
             if e.setup.get("pretrain") is not None:
