@@ -219,7 +219,7 @@ def reap(force: bool = False, client: Any = None) -> list[dict[str, str]]:
     client = client or get_client()
     removed: list[dict[str, str]] = []
     now = time.time()
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
+    for c in labelled_containers(client):
         labels = c.labels or {}
         try:
             expires = float(labels.get(L_EXPIRES, "0"))
@@ -261,6 +261,10 @@ def reap_once_per_process() -> None:
 
 
 def labelled_containers(client: Any = None) -> list[Any]:
-    """All labelled containers (any owner, any state)."""
+    """All labelled containers (any owner, any state).
+
+    ``ignore_removed``: the SDK lists ids, then inspects each; a container removed in between
+    (another process's reaper or pool, a TTL expiry) must not fail the whole listing.
+    """
     client = client or get_client()
-    return client.containers.list(all=True, filters={"label": LABEL})
+    return client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True)
