@@ -408,6 +408,29 @@ def test_reset_leaves_no_trace(make_sb):
 
 @pytest.mark.docker
 @docker_only
+def test_reset_wipes_every_agent_writable_place(make_sb):
+    # Beyond /workspace and /tmp the agent uid can write /run/aem (the protocol's tmpfs),
+    # /dev/shm and /dev/mqueue; a file left there would carry notes into the next episode
+    # of the same task. Directories the agent made unreadable must not shield their contents.
+    box = make_sb()
+    box.snapshot()
+    planted = "/run/aem/note /run/aem/sh/note /dev/shm/note /dev/mqueue/note /tmp/locked/in/note"
+    r = box.run(
+        "mkdir -p /tmp/locked/in; for f in " + planted + "; do touch $f || echo FAIL $f; done; "
+        "chmod 000 /tmp/locked/in /tmp/locked"
+    )
+    assert "FAIL" not in r.output, r.output
+    box.reset()
+    r = box.run(f"ls -A /run/aem /dev/shm /dev/mqueue /tmp; ls {planted} 2>&1 | grep -v 'No such file'")
+    assert "note" not in r.output and "locked" not in r.output, r.output
+    assert box.run("echo ok", timeout=2).output == "ok\n"  # the protocol's own files came back
+    box.run("touch /dev/shm/note")
+    box.respawn_shell()
+    assert box.run("ls -A /dev/shm").output == ""
+
+
+@pytest.mark.docker
+@docker_only
 def test_reset_survives_a_tampered_shell(make_sb):
     box = make_sb()
     shell = box._shell

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 #: Directory (tmpfs, agent-owned) holding the watchdog FIFO and timeout flags.
 STATE_DIR = "/run/aem/sh"
+_STATE_PARENT = STATE_DIR.rsplit("/", 1)[0]
 
 # Kill every process this uid can signal except the caller and (without "all") the persistent
 # shell. Processes are frozen (STOP) before being killed so a fork bomb cannot outrun the
@@ -116,7 +117,11 @@ def bootstrap(
         lines += [
             "cd /",
             '__aem_killall "" || __aem_rc=1',
-            f"find {scratch} -mindepth 1 -delete 2>/dev/null",
+            # Every place the agent uid can write outside the work tree: scratch, the
+            # protocol's own tmpfs (its FIFOs are recreated below), shared memory and POSIX
+            # queues. chmod first: a directory made unreadable would shield its contents.
+            f"chmod -R u+rwX {scratch} {_STATE_PARENT} /dev/shm /dev/mqueue 2>/dev/null; "
+            f"find {scratch} {_STATE_PARENT} /dev/shm /dev/mqueue -mindepth 1 -delete 2>/dev/null",
         ]
         if git_restore:
             lines.append(
