@@ -264,6 +264,10 @@ class Policy:
         Gradient flows when called outside ``torch.no_grad``; this is the training forward.
         """
         model = self.model if model is None else model
+        with activation_checkpointing(model):
+            return self._forward_response(batch, model)
+
+    def _forward_response(self, batch: ResponseBatch, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         R = batch.response_ids.shape[1]
         kwargs = dict(
             input_ids=batch.input_ids,
@@ -432,6 +436,30 @@ class Policy:
         return sum(p.numel() for p in self.model.parameters())
 
 
+@contextmanager
+def activation_checkpointing(model: torch.nn.Module):
+    """Let checkpointed layers of an eval-mode model checkpoint while gradients are on.
+
+    The learner runs the model in eval mode so the training forward equals the scoring
+    forward (no dropout), but transformers checkpoints a layer only when that layer's own
+    ``training`` flag is set; without this, ``gradient_checkpointing`` saved no memory. Only the
+    layer objects' flags flip (not their children's), so attention/MLP dropout stays off.
+    """
+    flipped = []
+    if torch.is_grad_enabled():
+        from transformers.modeling_layers import GradientCheckpointingLayer
+
+        for mod in model.modules():
+            if isinstance(mod, GradientCheckpointingLayer) and mod.gradient_checkpointing and not mod.training:
+                mod.training = True
+                flipped.append(mod)
+    try:
+        yield
+    finally:
+        for mod in flipped:
+            mod.training = False
+
+
 def length_chunks(
     prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], max_tokens: int
 ) -> list[list[int]]:
@@ -457,6 +485,7 @@ __all__ = [
     "LoraSettings",
     "Policy",
     "ResponseBatch",
+    "activation_checkpointing",
     "ScoreOutput",
     "build_response_batch",
     "length_chunks",

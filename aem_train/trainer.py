@@ -34,7 +34,9 @@ from aem_train.advantages import compute_advantages, compute_gae
 from aem_train.config import Config
 from aem_train.evaluate import evaluate
 from aem_train.modulation import apply_modulation
-from aem_train.policy import GenerationSettings, LoraSettings, Policy, length_chunks, build_response_batch
+from aem_train.policy import (
+    GenerationSettings, LoraSettings, Policy, activation_checkpointing, build_response_batch, length_chunks,
+)
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
 from aem_train.rollout import RolloutConfig, collect
 from aem_train.rows import Row
@@ -69,13 +71,14 @@ class ValueHead(torch.nn.Module):
             ids[b, P - len(p) :] = torch.as_tensor(p)
             mask[b, P - len(p) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = policy.model(
-            input_ids=ids.to(policy.device),
-            attention_mask=mask.to(policy.device),
-            position_ids=pos.to(policy.device),
-            output_hidden_states=True,
-            use_cache=False,
-        )
+        with activation_checkpointing(policy.model):
+            out = policy.model(
+                input_ids=ids.to(policy.device),
+                attention_mask=mask.to(policy.device),
+                position_ids=pos.to(policy.device),
+                output_hidden_states=True,
+                use_cache=False,
+            )
         h = out.hidden_states[-1][:, -1].float()  # left padding: the last column is the last prompt token
         return self.linear(h).squeeze(-1)
 

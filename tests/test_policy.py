@@ -179,3 +179,41 @@ def test_full_finetune_reference_is_a_frozen_copy(ckpt):
 def test_missing_checkpoint_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="init-model"):
         Policy.from_pretrained(tmp_path / "nope")
+
+
+def test_gradient_checkpointing_is_active_in_the_eval_mode_training_forward(ckpt):
+    """The trainer keeps the model in eval mode (no dropout); checkpointing must still run.
+
+    transformers only checkpoints a layer whose ``training`` flag is set, so without care
+    ``gradient_checkpointing=True`` silently saved no memory at all.
+    """
+    plain = Policy.from_pretrained(ckpt, reference="none", gradient_checkpointing=False)
+    pol = Policy.from_pretrained(ckpt, reference="none", gradient_checkpointing=True)
+    pol.model.eval()  # as the trainer runs it
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in pol.model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    assert layers and all(m.gradient_checkpointing for m in layers)
+    calls = {"n": 0}
+    for layer in layers:
+        inner = layer._gradient_checkpointing_func
+
+        def counted(*a, _inner=inner, **k):
+            calls["n"] += 1
+            return _inner(*a, **k)
+
+        layer._gradient_checkpointing_func = counted
+    prompts, responses = _rows(pol, n=3, seed=7)
+    batch = build_response_batch(prompts, responses, pol.pad_token_id)
+    lp, ent = pol.forward_response(batch)
+    assert calls["n"] == len(layers)
+    assert not any(m.training for m in pol.model.modules())  # eval mode restored afterwards
+    (lp.sum() + ent.sum()).backward()
+    lp0, ent0 = plain.forward_response(batch)
+    (lp0.sum() + ent0.sum()).backward()
+    torch.testing.assert_close(lp, lp0, atol=1e-6, rtol=0)
+    for (name, q), q0 in zip(pol.model.named_parameters(), plain.model.parameters()):
+        torch.testing.assert_close(q.grad, q0.grad, atol=1e-5, rtol=1e-4, msg=name)
+    with torch.no_grad():  # scoring never checkpoints (nothing to replay)
+        pol.forward_response(batch)
+    assert calls["n"] == len(layers)
