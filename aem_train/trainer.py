@@ -148,7 +148,9 @@ def ppo_update(
             counts[k] = counts.get(k, 0) + 1
 
     n = len(rows)
+    epochs_run = 0
     for epoch in range(p.epochs):
+        epochs_run = epoch + 1
         perm = rng.permutation(n).tolist()
         for mb in np.array_split(np.array(perm), p.minibatches):
             mb = mb.tolist()
@@ -196,11 +198,11 @@ def ppo_update(
             if p.target_kl > 0 and mb_kl > p.target_kl:
                 stopped_early = True
                 break
-        log("ppo/epochs_run", epoch + 1)
         if stopped_early:
             break
     secs = time.perf_counter() - t0
     out = {k: sums[k] / counts[k] for k in sums}
+    out["ppo/epochs_run"] = float(epochs_run)  # a count, not a per-epoch average
     out["ppo/early_stop"] = float(stopped_early)
     out["ppo/lr"] = float(scheduler.get_last_lr()[0])
     out["perf/update_seconds"] = secs

@@ -213,3 +213,19 @@ def test_resume_refuses_a_different_config(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(T, "ppo_update", real)
     with pytest.raises(ValueError, match="different config"):
         train(_cfg(tiny_model, run, **{"train.eval_every": 4, "ppo.lr": 5e-4}), progress=False)
+
+
+def test_epochs_run_counts_epochs_and_target_kl_stops_early(tiny_model):
+    """``ppo/epochs_run`` is the number of epochs that ran (was averaged over 1..E: (E+1)/2)."""
+    vec = aem_envs.make_vec("aem/Household-v0", 2, 2, max_turns=2)
+    pol = Policy.from_pretrained(tiny_model, reference="none")
+    rows = collect(pol, vec, RolloutConfig(GenerationSettings(max_new_tokens=4), window=1), seed=5).rows
+    vec.close()
+    adv = np.linspace(-1, 1, len(rows))
+    base = _cfg(tiny_model, Path("/tmp/unused"), **{"ppo.epochs": 3, "ppo.minibatches": 2, "ppo.entropy_coef": 0.0})
+    for over, epochs, stopped in (({}, 3, 0.0), ({"ppo.target_kl": 1e-12}, 1, 1.0)):
+        p = Policy.from_pretrained(tiny_model, reference="none")
+        opt = torch.optim.AdamW([q for q in p.model.parameters() if q.requires_grad], lr=1e-2)
+        sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        out = ppo_update(p, opt, sch, rows, adv, _apply(base, over), np.random.default_rng(0))
+        assert out["ppo/epochs_run"] == epochs and out["ppo/early_stop"] == stopped
