@@ -215,11 +215,22 @@ def _trainable_state(policy: Policy) -> dict[str, torch.Tensor]:
     return {n: q.detach().cpu().clone().contiguous() for n, q in policy.model.named_parameters() if q.requires_grad}
 
 
+def _recover_checkpoint(root: Path) -> None:
+    """Finish a swap that a kill interrupted: ``old`` is the last good checkpoint when ``latest`` is gone."""
+    latest, old = root / "latest", root / "old"
+    if old.exists():
+        if latest.exists():
+            shutil.rmtree(old)
+        else:
+            old.rename(latest)
+
+
 def save_checkpoint(run_dir: Path, policy: Policy, optimizer, scheduler, value_head, state: dict[str, Any]) -> None:
     """Write ``checkpoints/latest`` atomically (a crash mid-write leaves the previous one)."""
     from safetensors.torch import save_file
 
     root = run_dir / "checkpoints"
+    _recover_checkpoint(root)
     tmp = root / "tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -248,6 +259,7 @@ def save_checkpoint(run_dir: Path, policy: Policy, optimizer, scheduler, value_h
 def load_checkpoint(run_dir: Path, policy: Policy, optimizer, scheduler, value_head) -> dict[str, Any] | None:
     from safetensors.torch import load_file
 
+    _recover_checkpoint(run_dir / "checkpoints")
     ck = run_dir / "checkpoints" / "latest"
     if not (ck / "state.json").is_file():
         return None
@@ -273,7 +285,14 @@ def _truncate_jsonl(path: Path, last_iteration: int) -> None:
     """Drop lines logged after the checkpoint so a resumed run's logs are what an unbroken run writes."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["iteration"] <= last_iteration]
+    keep = []
+    for ln in path.read_text().splitlines():
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError:  # a line cut by the kill: written after the checkpoint, so dropped
+            continue
+        if rec["iteration"] <= last_iteration:
+            keep.append(ln)
     path.write_text("".join(ln + "\n" for ln in keep))
 
 

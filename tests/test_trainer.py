@@ -229,3 +229,34 @@ def test_epochs_run_counts_epochs_and_target_kl_stops_early(tiny_model):
         sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
         out = ppo_update(p, opt, sch, rows, adv, _apply(base, over), np.random.default_rng(0))
         assert out["ppo/epochs_run"] == epochs and out["ppo/early_stop"] == stopped
+
+
+def test_checkpoint_survives_a_crash_between_its_renames(tiny_model, tmp_path):
+    """save_checkpoint swaps latest -> old -> (tmp -> latest); a kill anywhere must leave one loadable."""
+    import shutil
+
+    from aem_train.trainer import load_checkpoint, save_checkpoint
+
+    pol = Policy.from_pretrained(tiny_model, reference="none")
+    opt = torch.optim.AdamW(pol.model.parameters(), lr=1e-3)
+    sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    run = tmp_path / "r"
+    save_checkpoint(run, pol, opt, sch, None, {"iteration": 1, "wall_s": 1.0, "seed": 0})
+    ck = run / "checkpoints"
+    # killed after latest -> old, before tmp -> latest: only "old" holds a checkpoint
+    (ck / "latest").rename(ck / "old")
+    assert load_checkpoint(run, pol, opt, sch, None)["iteration"] == 1
+    # killed after tmp -> latest, before old was removed: the next save must not fail
+    shutil.copytree(ck / "latest", ck / "old")
+    save_checkpoint(run, pol, opt, sch, None, {"iteration": 2, "wall_s": 2.0, "seed": 0})
+    assert load_checkpoint(run, pol, opt, sch, None)["iteration"] == 2
+    assert not (ck / "old").exists()
+
+
+def test_truncate_jsonl_drops_a_line_cut_by_a_kill(tmp_path):
+    from aem_train.trainer import _truncate_jsonl
+
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text('{"iteration": 1, "a": 1}\n{"iteration": 2, "a": 2}\n{"iteration": 3, "a": "ha')
+    _truncate_jsonl(path, 2)
+    assert [json.loads(x)["iteration"] for x in path.read_text().splitlines()] == [1, 2]
