@@ -405,12 +405,16 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
     t = cfg.train
     run_dir = Path(t.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / "final.json").exists() and resume:
-        return json.loads((run_dir / "final.json").read_text())
     saved = run_dir / "config.yaml"
-    if saved.exists() and resume and (run_dir / "checkpoints" / "latest").exists():
-        if saved.read_text() != yaml.safe_dump(cfg.to_dict(), sort_keys=False):
-            raise ValueError(f"{run_dir} holds a run with a different config; use a new train.run_dir or delete it")
+    if resume:
+        _recover_checkpoint(run_dir / "checkpoints")
+        finished = (run_dir / "final.json").exists()
+        # a finished run's figures are only "the result" of the config that produced them
+        if saved.exists() and (finished or (run_dir / "checkpoints" / "latest").exists()):
+            if saved.read_text() != yaml.safe_dump(cfg.to_dict(), sort_keys=False):
+                raise ValueError(f"{run_dir} holds a run with a different config; use a new train.run_dir or delete it")
+        if finished:
+            return json.loads((run_dir / "final.json").read_text())
     torch.set_num_threads(t.threads)
     torch.manual_seed(t.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)

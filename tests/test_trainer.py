@@ -260,3 +260,12 @@ def test_truncate_jsonl_drops_a_line_cut_by_a_kill(tmp_path):
     path.write_text('{"iteration": 1, "a": 1}\n{"iteration": 2, "a": 2}\n{"iteration": 3, "a": "ha')
     _truncate_jsonl(path, 2)
     assert [json.loads(x)["iteration"] for x in path.read_text().splitlines()] == [1, 2]
+
+
+def test_finished_run_is_not_returned_for_a_different_config(tiny_model, tmp_path):
+    """A finished run_dir answers only its own config (it silently returned the old figures)."""
+    over = {"train.iterations": 1, "train.eval_every": 1, "train.save_final_model": False}
+    first = train(_cfg(tiny_model, tmp_path / "r", **over), progress=False)
+    assert train(_cfg(tiny_model, tmp_path / "r", **over), progress=False) == first
+    with pytest.raises(ValueError, match="different config"):
+        train(_cfg(tiny_model, tmp_path / "r", **{**over, "train.iterations": 2}), progress=False)
