@@ -311,6 +311,49 @@ def test_cheating_gains_nothing_local():
         env.close()
 
 
+_FAKE_PYTEST = (
+    "import sys\nfor a in sys.argv[1:]:\n    if '::' in a:\n        print('PASSED ' + a)\n"
+    "print('9 passed in 0.01s')\n"
+)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"pytest.py": _FAKE_PYTEST},  # `python -m pytest` would run this instead of pytest
+        {"pytest/__init__.py": "", "pytest/__main__.py": _FAKE_PYTEST},
+        {"pluggy.py": _FAKE_PYTEST + "raise SystemExit(0)\n"},  # imported by pytest at start-up
+    ],
+)
+def test_shadowing_pytest_from_the_repo_root_gains_nothing_local(files):
+    """New top-level modules named like pytest or its imports must not replace the test run."""
+    env = _local_env()
+    tid = _test_ids(1)[0]
+    try:
+        env.reset(seed=0, options={"task_id": tid})
+        for path, text in files.items():
+            _, _, _, _, info = env.step(_tag(f"create {path}\n{text}"))
+            assert info["action_valid"], info
+        obs, r, te, tr, info = env.step(_tag("submit"))
+        assert te and r == 0.0 and not info["success"], obs
+        # The agent's own run_tests is the real pytest too.
+        env.reset(seed=0, options={"task_id": tid})
+        env.step(_tag(f"create pytest.py\n{_FAKE_PYTEST}"))
+        assert "FAILED" in env.step(_tag("run_tests"))[0]
+    finally:
+        env.close()
+
+
+def test_grader_drops_new_root_modules_that_shadow_imports():
+    # Task files of your own may keep `python3 -m pytest` (repo root first on sys.path).
+    from aem_envs.envs.coderepair.grader import shadows_import
+
+    assert shadows_import("pytest.py") and shadows_import("pytest/__main__.py")
+    assert shadows_import("_pytest/__init__.py") and shadows_import("json.py")
+    assert not shadows_import("src/json.py") and not shadows_import("src/mymod.py")
+    assert not shadows_import("mypkg/__init__.py") and not shadows_import("helpers.py")
+
+
 def test_structured_edits_and_turn_limit_local():
     env = _local_env(max_turns=3)
     tid = _test_ids(1)[0]

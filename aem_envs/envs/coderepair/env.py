@@ -76,7 +76,10 @@ class CorpusTask(Task):
             hidden_paths=list(header["heldout_files"]),
             split=t.split,
             # Corpus projects use no pytest plugins; not scanning for them halves pytest start-up.
-            test_command="PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider",
+            # PYTHONSAFEPATH: `-m` must not put the repo root first on sys.path, or an agent's
+            # pytest.py (or pluggy.py, ...) there would run instead of the tests (src/ comes
+            # from conftest.py).
+            test_command="PYTHONSAFEPATH=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider",
             indexed=t,
         )
 

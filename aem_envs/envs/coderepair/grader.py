@@ -2,14 +2,16 @@
 
 Grading never touches the agent's sandbox: a new sandbox gets the task's starting files *with*
 the held-out tests, the agent's diff minus any change to protected files (tests, pytest
-config), then ``test_patch``; the FAIL_TO_PASS and PASS_TO_PASS tests run and every node id
-is read from pytest's ``-rA`` report. A test that is not reported as passed counts as failed,
+config) and minus new top-level modules that would shadow pytest or the standard library
+(``pytest.py`` at the root would run instead of the tests), then ``test_patch``; the
+FAIL_TO_PASS and PASS_TO_PASS tests run and every node id is read from pytest's ``-rA`` report. A test that is not reported as passed counts as failed,
 so an agent that makes pytest crash or exit early gains nothing.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +28,18 @@ GIT_ENV = (
     "GIT_COMMITTER_EMAIL=aem@localhost GIT_AUTHOR_DATE='2024-01-01T00:00:00Z' "
     "GIT_COMMITTER_DATE='2024-01-01T00:00:00Z'"
 )
+#: Top-level names a new file at the repository root may not take: ``python -m pytest`` puts
+#: the root first on sys.path, so such a file would replace pytest (or a module it imports).
+SHADOWED_MODULES = frozenset(sys.stdlib_module_names) | {
+    "pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py", "exceptiongroup", "tomli", "colorama",
+}
+
+
+def shadows_import(path: str) -> bool:
+    """Whether repo path ``path`` defines a top-level module in :data:`SHADOWED_MODULES`."""
+    top = path.split("/", 1)[0]
+    name = top[:-3] if top.endswith(".py") and "/" not in path else top
+    return name in SHADOWED_MODULES
 
 
 def parse_report(output: str) -> dict[str, str]:
@@ -103,10 +117,13 @@ def grade(
     submission, so ``dispose`` must never give it to another episode.
     """
     hidden = set(task.hidden_paths)
-    diff, dropped = filter_patch(agent_diff, lambda p: task.is_protected(p) or p in hidden)
+    files = task.start_files(include_hidden=True)
+    diff, dropped = filter_patch(
+        agent_diff,
+        lambda p: task.is_protected(p) or p in hidden or (p not in files and shadows_import(p)),
+    )
     targets = list(task.FAIL_TO_PASS) + [t for t in task.PASS_TO_PASS if t not in set(task.FAIL_TO_PASS)]
     result = GradeResult({}, list(task.FAIL_TO_PASS), list(task.PASS_TO_PASS), dropped)
-    files = task.start_files(include_hidden=True)
     sb = new_sandbox(task.image)
     try:
         wd = sb.workdir
