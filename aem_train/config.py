@@ -21,7 +21,7 @@ class ModelConfig:
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.0
+    lora_dropout: float = 0.0  # must stay 0: the learner runs in eval mode (update forward == scoring forward)
     dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
     gradient_checkpointing: bool = False
     value_head: bool = False  # set automatically for estimator=gae
@@ -59,7 +59,7 @@ class AlgoConfig:
     gamma: float = 0.95  # gigpo step discount; gae discount over turns
     gae_lambda: float = 0.95
     gigpo_weight: float = 1.0
-    std_normalize: bool = True
+    std_normalize: bool = True  # grpo and gigpo: divide by the group std (false = Dr.GRPO-style mean only)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class PPOConfig:
     kl_coef: float = 0.0
     entropy_coef: float = 0.0
     vf_coef: float = 0.5
-    vf_clip: float = 0.2
+    vf_clip: float = 0.2  # 0 = unclipped value loss
     token_budget: int = 8192  # tokens per micro-batch (gradient accumulation above it)
     minibatches: int = 1  # optimizer steps per epoch
     max_grad_norm: float = 1.0
@@ -188,6 +188,21 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("ppo.dual_clip must be 0 (off) or > 1, e.g. 3.0")
     if a.range_guard < 0 or a.lam < 0:
         raise ConfigError("algo.range_guard and algo.lam must be >= 0")
+    if not a.std_normalize and a.estimator not in ("grpo", "gigpo"):
+        raise ConfigError(f"algo.std_normalize=false has no effect on algo.estimator={a.estimator}; only grpo/gigpo divide by a std")
+    for k in ("gamma", "gae_lambda"):
+        if not 0 <= getattr(a, k) <= 1:
+            raise ConfigError(f"algo.{k} must be in [0, 1]")
+    for sec, k in (("ppo", "epochs"), ("ppo", "minibatches"), ("ppo", "token_budget"), ("train", "iterations"),
+                   ("train", "eval_every"), ("train", "eval_tasks"), ("train", "checkpoint_every")):
+        if getattr(getattr(cfg, sec), k) < 1:
+            raise ConfigError(f"{sec}.{k} must be >= 1")
+    for k in ("kl_coef", "entropy_coef", "vf_coef", "vf_clip", "target_kl", "max_grad_norm", "weight_decay"):
+        if getattr(p, k) < 0:
+            raise ConfigError(f"ppo.{k} must be >= 0")
+    if cfg.model.lora_dropout != 0:
+        raise ConfigError("model.lora_dropout must be 0: the learner runs the model in eval mode so its update "
+                          "forward equals the scoring forward, and dropout would never apply")
     for k in ("groups", "group_size", "window"):
         if getattr(e, k) < (0 if k == "window" else 1):
             raise ConfigError(f"env.{k} must be positive")

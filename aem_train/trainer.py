@@ -129,7 +129,7 @@ def ppo_update(
         kl_coef=p.kl_coef,
         entropy_coef=p.entropy_coef,
         vf_coef=p.vf_coef,
-        value_clip=p.vf_clip,
+        value_clip=p.vf_clip or None,
     )
     ref_lp = None
     if p.kl_coef > 0:
@@ -179,7 +179,7 @@ def ppo_update(
                         v,
                         torch.as_tensor(old_values[micro], device=v.device),
                         torch.as_tensor(returns[micro], dtype=torch.float32, device=v.device),
-                        clip=p.vf_clip,
+                        clip=p.vf_clip or None,  # 0 = unclipped (a 0-wide clip would freeze the critic)
                     )
                     total = total + p.vf_coef * vl * (len(micro) / len(mb))  # one value per row
                     for k, val in vm.items():
@@ -474,7 +474,10 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
                     r.extras["value"] = float(v)
                 base, returns = compute_gae(rows, gamma=cfg.algo.gamma, lam=cfg.algo.gae_lambda)
             elif cfg.algo.estimator == "gigpo":
-                base = compute_advantages(rows, "gigpo", gamma=cfg.algo.gamma, step_weight=cfg.algo.gigpo_weight)
+                base = compute_advantages(
+                    rows, "gigpo", gamma=cfg.algo.gamma, step_weight=cfg.algo.gigpo_weight,
+                    std_normalize=cfg.algo.std_normalize,
+                )
             elif cfg.algo.estimator == "grpo":
                 base = compute_advantages(rows, "grpo", std_normalize=cfg.algo.std_normalize)
             else:

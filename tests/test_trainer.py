@@ -269,3 +269,42 @@ def test_finished_run_is_not_returned_for_a_different_config(tiny_model, tmp_pat
     assert train(_cfg(tiny_model, tmp_path / "r", **over), progress=False) == first
     with pytest.raises(ValueError, match="different config"):
         train(_cfg(tiny_model, tmp_path / "r", **{**over, "train.iterations": 2}), progress=False)
+
+
+def test_config_rejects_settings_that_would_be_ignored_or_break_training():
+    bad = {
+        "ppo.epochs=0": "ppo.epochs",  # no update at all, silently
+        "ppo.minibatches=0": "ppo.minibatches",
+        "ppo.token_budget=0": "ppo.token_budget",
+        "train.eval_every=0": "train.eval_every",  # ZeroDivisionError after the first iteration
+        "train.checkpoint_every=0": "train.checkpoint_every",
+        "ppo.kl_coef=-0.1": "ppo.kl_coef",
+        "ppo.vf_clip=-1": "ppo.vf_clip",
+        "algo.gamma=1.5": "algo.gamma",
+        "model.lora_dropout=0.1": "lora_dropout",  # the learner runs in eval mode: dropout never applies
+    }
+    for over, name in bad.items():
+        with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+            load(None, [over])
+    for est in ("rloo", "gae"):  # std division exists only for grpo and gigpo
+        with pytest.raises(ConfigError, match="std_normalize"):
+            load(None, [f"algo.estimator={est}", "algo.std_normalize=false"])
+    load(None, ["algo.estimator=gigpo", "algo.std_normalize=false"])
+
+
+def test_gigpo_honours_std_normalize(tiny_model, tmp_path, monkeypatch):
+    """algo.std_normalize=false reached GRPO only; GiGPO silently kept dividing by the std."""
+    import aem_train.trainer as T
+
+    seen = {}
+
+    def spy(rows, estimator, **opts):
+        seen.update(opts, estimator=estimator)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "compute_advantages", spy)
+    cfg = _cfg(tiny_model, tmp_path / "r", **{"algo.estimator": "gigpo", "algo.std_normalize": False,
+                                              "train.eval_tasks": 1})
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    assert seen["estimator"] == "gigpo" and seen["std_normalize"] is False
