@@ -258,10 +258,12 @@ def empg_modulate(
     hnorm = (h - lo[sid]) / ((hi - lo)[sid] + eps)
     e = np.exp(-k * hnorm)
     g = e / _scope_mean(e, sid, None)
-    # future-clarity bonus: the clarity of the state this response led to
-    key_to_row = {(t, int(turn)): r for r, (t, turn) in enumerate(zip(stats.traj_ids.tolist(), stats.turns))}
+    # future-clarity bonus: the clarity of the state this response led to; trajectories are
+    # keyed like scope_ids_for's "trajectory" scope (traj ids need only be unique inside a group)
+    traj = scope_ids_for(stats, "trajectory").tolist()
+    key_to_row = {(t, int(turn)): r for r, (t, turn) in enumerate(zip(traj, stats.turns))}
     f = np.zeros(n)
-    for r, (t, turn) in enumerate(zip(stats.traj_ids.tolist(), stats.turns)):
+    for r, (t, turn) in enumerate(zip(traj, stats.turns)):
         nxt = key_to_row.get((t, int(turn) + 1))
         if nxt is not None:
             f[r] = np.exp(-k2 * hnorm[nxt])

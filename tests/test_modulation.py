@@ -232,6 +232,15 @@ def test_empg_zero_mean_on_random_batch_and_next_turn_lookup():
     np.testing.assert_allclose(adv_p, adv[perm], atol=1e-12)
 
 
+def test_empg_next_turn_lookup_with_traj_ids_unique_only_inside_a_group():
+    """Like scope="trajectory", EMPG's future bonus must not mix equal traj ids of different groups."""
+    stats, base = random_batch(9, groups=3, trajs=4)
+    local = ResponseStats(  # the same batch with traj ids restarting at 0 in every group
+        stats.mean_entropy, stats.group_ids, stats.traj_ids % 4, stats.turns, stats.num_tokens
+    )
+    np.testing.assert_allclose(apply_modulation(local, base, "empg")[0], apply_modulation(stats, base, "empg")[0])
+
+
 # ---------------------------------------------------------------- entropy-drift result
 
 
