@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from typing import Any
 
 import aem_envs
-from aem_envs.registration import env_class, registered_ids
+from aem_envs.core import InfraError
+from aem_envs.registration import env_class, registered_ids, spec
 
 
 def _kv(pairs: list[str]) -> dict[str, Any]:
@@ -25,8 +27,37 @@ def _kv(pairs: list[str]) -> dict[str, Any]:
         if "=" not in p:
             raise SystemExit(f"error: env argument {p!r} must look like key=value")
         k, v = p.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError:  # e.g. "[1": not a YAML scalar, so it is meant as a string
+            out[k] = v
     return out
+
+
+def _make(env_id: str, **kwargs: Any):
+    """``aem_envs.make`` whose complaint about a bad ``-e`` argument is one line naming the fix."""
+    try:
+        return aem_envs.make(env_id, **kwargs)
+    except TypeError as e:
+        if not kwargs:
+            raise  # not the user's arguments: a bug worth its traceback
+        msg = str(e).split(" was raised from the environment creator")[0]
+        cls = env_class(env_id)
+        where = f"the constructor of {cls.__module__}.{cls.__name__}"
+        m = re.search(r"unexpected keyword argument '(\w+)'", msg)
+        if m:
+            raise ValueError(f"{env_id} does not accept the argument {m.group(1)!r}; see {where} for its options") from None
+        raise ValueError(f"{env_id} rejected the arguments -e {kwargs} ({msg}); see {where} for their types") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return n
 
 
 def _emit(args: argparse.Namespace, figures: dict[str, Any], text: str) -> None:
@@ -46,7 +77,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    env = aem_envs.make(args.id, **_kv(args.env_arg))
+    env = _make(args.id, **_kv(args.env_arg))
     try:
         figures = {
             "id": args.id,
@@ -67,7 +98,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    env = aem_envs.make(args.id, split=args.split, **_kv(args.env_arg))
+    env = _make(args.id, split=args.split, **_kv(args.env_arg))
     try:
         opts = {"task_id": args.task_id} if args.task_id else None
         obs, info = env.reset(seed=args.seed, options=opts)
@@ -97,6 +128,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    spec(args.id)  # an unknown id is one error line, not ten failed checks
     report = aem_envs.check_env(args.id, oracle_episodes=args.episodes, **_kv(args.env_arg))
     _emit(args, report.to_dict(), str(report))
     return 0 if report.ok else 1
@@ -104,7 +136,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def run_oracle(env_id: str, episodes: int, split: str, seed: int, **kwargs: Any) -> dict[str, Any]:
     """Oracle success rate, turns and env time per step over ``episodes`` tasks of ``split``."""
-    env = aem_envs.make(env_id, split=split, **kwargs)
+    env = _make(env_id, split=split, **kwargs)
     try:
         ids = env.task_ids(split)
         n = min(episodes, len(ids))
@@ -166,9 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--task-id", default=None)
     sp = add("check", cmd_check, "run the conformance checker (exit 0 only if all checks pass)")
-    sp.add_argument("--episodes", type=int, default=20, help="oracle episodes in the solvability check")
+    sp.add_argument("--episodes", type=_positive_int, default=20, help="oracle episodes in the solvability check")
     sp = add("oracle", cmd_oracle, "measure the oracle policy")
-    sp.add_argument("--episodes", type=int, default=100)
+    sp.add_argument("--episodes", type=_positive_int, default=100)
     sp.add_argument("--split", default="test")
     sp.add_argument("--seed", type=int, default=0)
     for register_extra in _EXTRA_COMMANDS:
@@ -200,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head`: not an error of ours
         sys.stderr.close()
         return 0
-    except (ValueError, KeyError, RuntimeError) as e:
+    except (ValueError, KeyError, RuntimeError, InfraError) as e:  # InfraError: no daemon, no image
         print(f"error: {e}", file=sys.stderr)
         return 2
 

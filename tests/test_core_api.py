@@ -297,6 +297,40 @@ def test_cli_list_info_check_oracle(capsys):
     assert "did you mean aem/Household-v0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["info", ENV_ID, "-e", "colour=red"], "does not accept"),  # unknown constructor argument
+        (["oracle", ENV_ID, "--episodes", "1", "-e", "rooms=abc"], "-e"),  # wrong type
+        (["info", ENV_ID, "-e", "max_turns=[1"], "max_turns"),  # not YAML: kept as a string
+        (["check", "aem/Nope-v0"], "unknown environment"),  # one line, not ten failed checks
+        (["check", ENV_ID, "--episodes", "-1"], "--episodes"),
+    ],
+)
+def test_cli_bad_arguments_give_one_line_errors(capsys, argv, needle):
+    try:
+        code = cli_main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    err = captured.err.strip()
+    assert "Traceback" not in err and needle in err.splitlines()[-1], err  # argparse prints usage first
+
+
+def test_cli_infrastructure_errors_are_one_line(capsys, monkeypatch):
+    # No Docker daemon (or an image not built) is the commonest first-run failure: its message
+    # names the fix and must not be buried under a traceback.
+    from aem_envs.sandbox import lifecycle
+
+    monkeypatch.setattr(lifecycle, "_client", None)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert cli_main(["oracle", "aem/Shell-v0", "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert "start the engine" in err or "start it" in err, err
+
+
 def test_cli_play_driven_by_stdin(capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("look\nnot a command\n" + ":oracle\n" * 40))
     assert cli_main(["play", ENV_ID, "--seed", "3"]) == 0
