@@ -321,8 +321,9 @@ class TextEnv(gym.Env[str, str]):
             split = self._split_of(str(task_id))
         self._task_id, self._task_split = str(task_id), split
         self._turn, self._retries_used = 0, 0
-        self._done, self._success = False, False
+        self._done, self._success = True, False  # until the task is loaded: a failed load is no episode
         obs = self._load_task(self._task_id)
+        self._done = False
         self._last_obs = self._clip(obs)
         info = self._info(None, True, None, None, t0)
         return self._last_obs, info

@@ -276,6 +276,32 @@ def test_bad_input_gives_clear_errors():
         env.step("<action>look</action>")
 
 
+def test_failed_reset_leaves_no_episode_to_step():
+    # A reset whose task set-up failed (a sandbox that did not start) must not leave the env
+    # steppable on the half-loaded task: step says "reset first", as before any reset.
+    from aem_envs.core import InfraError
+
+    class FlakyHousehold(HouseholdEnv):
+        fail = False
+
+        def _load_task(self, task_id: str) -> str:
+            if self.fail:
+                raise InfraError("sandbox did not start")
+            return super()._load_task(task_id)
+
+    env = FlakyHousehold()
+    env.reset(seed=0)
+    env.step("<action>look</action>")
+    env.fail = True
+    with pytest.raises(InfraError):
+        env.reset(seed=1)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step("<action>look</action>")
+    env.fail = False
+    _, info = env.reset(seed=1)
+    assert info["turn"] == 0 and env.step("<action>look</action>")[4]["action_valid"]
+
+
 # ---------------------------------------------------------------------------- CLI
 def _json_last_line(text: str) -> dict:
     return json.loads(text.strip().splitlines()[-1])
