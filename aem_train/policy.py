@@ -386,7 +386,9 @@ class Policy:
         from transformers import GenerationConfig
 
         # An explicit config: a checkpoint's own generation defaults (top_k=50, repetition
-        # penalties, ...) would otherwise silently change the sampling distribution.
+        # penalties, ...) would otherwise silently change the sampling distribution. transformers
+        # fills every field left unset here from model.generation_config, so that is swapped for a
+        # blank one while sampling (see _blank_generation_defaults).
         if st.greedy:
             cfg = GenerationConfig(do_sample=False, max_new_tokens=st.max_new_tokens)
         else:
@@ -398,9 +400,10 @@ class Policy:
                 max_new_tokens=st.max_new_tokens,
             )
         cfg.eos_token_id, cfg.pad_token_id, cfg.use_cache = self.eos_token_id, pad, True
-        seqs = self.model.generate(
-            input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=cfg
-        )
+        with _blank_generation_defaults(self.model):
+            seqs = self.model.generate(
+                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=cfg
+            )
         new = seqs[:, P:].cpu().tolist()
         eos = self.eos_token_id
         responses = []
@@ -434,6 +437,24 @@ class Policy:
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+
+@contextmanager
+def _blank_generation_defaults(model: torch.nn.Module):
+    """Hide the checkpoint's ``generation_config`` (e.g. repetition_penalty=1.05) during ``generate``.
+
+    ``generate`` fills each field its config leaves unset (None) from the model's own
+    generation config; with a blank one only transformers' neutral global defaults remain.
+    """
+    from transformers import GenerationConfig
+
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved = getattr(hf, "generation_config", None)
+    hf.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        hf.generation_config = saved
 
 
 @contextmanager

@@ -122,6 +122,29 @@ def test_generate_stops_at_eos_and_greedy_is_deterministic(policy):
     assert s1 == s2
 
 
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_checkpoint_generation_defaults_never_change_sampling(ckpt, use_lora):
+    """A checkpoint's generation_config (Qwen2.5-Instruct ships repetition_penalty=1.05, top_k=20,
+    ...) must not leak into sampling: rollouts must sample the policy that scoring computes."""
+    from transformers import GenerationConfig
+
+    pol = Policy.from_pretrained(ckpt, reference="none", lora=LoraSettings(r=4) if use_lora else None)
+    prompts, _ = _rows(pol, n=4, seed=8)
+    greedy = GenerationSettings(max_new_tokens=6, greedy=True)
+    clean_greedy = pol.generate(prompts, greedy)
+    torch.manual_seed(1)
+    clean_sampled = pol.generate(prompts, GenerationSettings(max_new_tokens=6))
+    hf = pol.model.get_base_model() if use_lora else pol.model
+    hf.generation_config = GenerationConfig(
+        repetition_penalty=50.0, no_repeat_ngram_size=1, min_new_tokens=6, typical_p=0.2, min_p=0.5,
+        suppress_tokens=[int(t) for t in clean_greedy[0]],
+    )
+    assert pol.generate(prompts, greedy) == clean_greedy
+    torch.manual_seed(1)
+    assert pol.generate(prompts, GenerationSettings(max_new_tokens=6)) == clean_sampled
+    assert hf.generation_config.repetition_penalty == 50.0  # the checkpoint's own config is left as it was
+
+
 def test_generate_left_padding_equals_unbatched_greedy(policy):
     prompts, _ = _rows(policy, n=4, seed=4)
     st = GenerationSettings(max_new_tokens=5, greedy=True)
