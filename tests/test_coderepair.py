@@ -344,6 +344,22 @@ def test_shadowing_pytest_from_the_repo_root_gains_nothing_local(files):
         env.close()
 
 
+def test_symlink_out_of_the_tree_is_not_an_infra_error_local():
+    # `python3 -m venv .venv` or `ln -s /etc/passwd x` leaves a link the sandbox refuses to
+    # archive; that is the agent's doing (and not part of a text diff), never an infra failure.
+    env = _local_env()
+    tid = _test_ids(1)[0]
+    try:
+        env.reset(seed=0, options={"task_id": tid})
+        env.step(env.oracle_response())
+        env.step(_tag("ln -s /etc/passwd passwd_link && mkdir -p d && ln -s / d/root"))
+        obs, r, te, tr, info = env.step(_tag("submit"))
+        assert te and not tr and info["error_kind"] is None, obs
+        assert r == 10.0 and info["success"], obs
+    finally:
+        env.close()
+
+
 def test_grader_drops_new_root_modules_that_shadow_imports():
     # Task files of your own may keep `python3 -m pytest` (repo root first on sys.path).
     from aem_envs.envs.coderepair.grader import shadows_import

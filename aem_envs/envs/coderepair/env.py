@@ -371,7 +371,19 @@ class CodeRepairEnv(TextEnv):
 
     def _submit(self, head: str) -> Outcome:
         assert self._task is not None
-        diff = self.submission_diff()
+        from aem_envs.sandbox.errors import UnsafeArchive
+
+        try:
+            diff = self.submission_diff()
+        except UnsafeArchive:
+            # Links leaving the tree (a venv's bin/python -> /usr/bin/python3) make the archive
+            # unsafe to read, but a diff holds regular files only: drop them and read again.
+            self._sb.run(f"find {shlex.quote(self._sb.workdir)} -type l -delete", timeout=60)
+            try:
+                diff = self.submission_diff()
+            except UnsafeArchive as e:  # e.g. a file too large: the agent's doing, not infra
+                self._graded = True
+                return Outcome(f"{head} Your work tree could not be read ({e}); nothing was graded.", done=True)
         self._graded = True
         res = grade(self._task, diff, self._warm_sandbox, timeout=self.test_timeout, dispose=self._dispose)
         self.last_grade = res
