@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if hasattr(args, "threads"):
+    if getattr(args, "threads", None) is not None:  # `train` leaves it None: its config sets the threads
         import torch
 
         torch.set_num_threads(args.threads)

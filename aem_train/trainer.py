@@ -599,7 +599,8 @@ def _cmd_train(args) -> int:
         val = getattr(args, flag)
         if val is not None:
             overrides.append(f"{key}={val}")
-    overrides.append(f"train.threads={args.threads}")
+    if args.threads is not None:  # only an explicit --threads overrides the config file
+        overrides.append(f"train.threads={args.threads}")
     cfg = load(args.config, overrides)
     final = train(cfg, resume=not args.no_resume, progress=not args.json)
     print(f"run {cfg.train.run_dir}: final test success {final['eval/success_rate']}")
@@ -618,4 +619,4 @@ def add_commands(sub) -> None:
         sp.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None, help=f"shortcut for {key}=...")
     sp.add_argument("--no-resume", action="store_true", help="start over even if run_dir holds a checkpoint")
     add_common_options(sp)
-    sp.set_defaults(fn=_cmd_train)
+    sp.set_defaults(fn=_cmd_train, threads=None)  # None: train.threads of the config applies

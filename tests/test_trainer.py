@@ -308,3 +308,17 @@ def test_gigpo_honours_std_normalize(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False)
     assert seen["estimator"] == "gigpo" and seen["std_normalize"] is False
+
+
+def test_cli_threads_default_does_not_override_the_yaml(tmp_path, monkeypatch):
+    """``aem-train train --config x.yaml`` appended train.threads=2 (the flag's default) over the file's value."""
+    import aem_train.trainer as T
+    from aem_train.cli import main
+
+    seen = []
+    monkeypatch.setattr(T, "train", lambda cfg, **k: seen.append(cfg) or {"eval/success_rate": None})
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  threads: 1\n  run_dir: " + str(tmp_path / "r") + "\n")
+    assert main(["train", "--config", str(path)]) == 0
+    assert main(["train", "--config", str(path), "--threads", "3"]) == 0
+    assert [c.train.threads for c in seen] == [1, 3]
