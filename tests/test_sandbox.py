@@ -473,6 +473,24 @@ def test_git_work_tree_reset(make_sb):
 
 @pytest.mark.docker
 @docker_only
+def test_git_reset_cannot_plant_processes_or_files(make_sb):
+    # The restore runs git on the agent's .git: a config that makes git run a command
+    # (core.fsmonitor here; smudge filters alike) must not leave a process or a file behind.
+    box = make_sb()
+    box.run(
+        "git init -q . && git -c user.email=a@b -c user.name=a commit -q --allow-empty -m init && "
+        "echo v1 > f && git add f && git -c user.email=a@b -c user.name=a commit -qm f"
+    )
+    box.snapshot()
+    plant = "setsid sleep 777 >/dev/null 2>&1 </dev/null & touch /tmp/planted /dev/shm/planted; echo"
+    box.run(f"git config core.fsmonitor '{plant}'; echo v2 > f")
+    box.reset()
+    assert box.run("cat f; ls -A /tmp /dev/shm").output == "v1\n/dev/shm:\n\n/tmp:\nhome\n"
+    assert agent_procs(box) == []
+
+
+@pytest.mark.docker
+@docker_only
 def test_container_killed_mid_command_is_infra_error(make_sb):
     box = make_sb()
     threading.Timer(0.5, lambda: box.container.kill()).start()

@@ -124,9 +124,15 @@ def bootstrap(
             f"find {scratch} {_STATE_PARENT} /dev/shm /dev/mqueue -mindepth 1 -delete 2>/dev/null",
         ]
         if git_restore:
-            lines.append(
-                f"cd {workdir} && git reset -q --hard && git clean -qfdx || __aem_rc=2"
-            )
+            # git obeys the agent's .git (core.fsmonitor, smudge filters may run commands), so
+            # the restore goes before a second sweep of processes and of the wiped places.
+            wipe = lines.pop()
+            lines += [
+                f"cd {workdir} && git reset -q --hard && git clean -qfdx || __aem_rc=2",
+                "cd /",
+                '__aem_killall "" || __aem_rc=1',
+                wipe,
+            ]
         elif restore_bytes is not None:
             lines.append(
                 f"chmod -R u+rwX {workdir} 2>/dev/null; find {workdir} -mindepth 1 -delete 2>/dev/null; "
