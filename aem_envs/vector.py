@@ -44,7 +44,14 @@ class TextVecEnv:
             raise ValueError(f"{len(env_fns)} envs cannot be split into groups of {group_size}")
         self.mode = mode
         self.group_size = group_size
-        self.envs: list[TextEnv] = [fn() for fn in env_fns]
+        self.envs: list[TextEnv] = []
+        try:
+            for fn in env_fns:
+                self.envs.append(fn())
+        except BaseException:  # the envs built so far may hold containers or ports
+            for env in self.envs:
+                env.close()
+            raise
         self.num_envs = len(self.envs)
         self.num_groups = self.num_envs // group_size
         self.group_ids = np.arange(self.num_envs) // group_size

@@ -229,6 +229,23 @@ def test_threads_mode_gives_exactly_the_sync_trajectories():
         assert any("[noise" in o for step in sync[1:] for o in step[0] if o)
 
 
+def test_vec_env_closes_what_it_built_when_a_constructor_fails():
+    # With Docker or server envs the first envs hold containers or ports: a failing later
+    # constructor must not leak them.
+    closed = []
+
+    class Tracked(HouseholdEnv):
+        def _close(self) -> None:
+            closed.append(self)
+
+    def broken():
+        raise ValueError("no such option")
+
+    with pytest.raises(ValueError, match="no such option"):
+        TextVecEnv([Tracked, Tracked, broken, Tracked])
+    assert len(closed) == 2
+
+
 # ---------------------------------------------------------------------------- checker
 def test_check_env_passes_for_household():
     report = aem_envs.check_env(ENV_ID, oracle_episodes=10)
