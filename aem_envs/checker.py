@@ -214,14 +214,16 @@ def check_env(
             except TypeError:
                 pass
             env2 = factory(invalid_action="terminate")
-            env2.reset(seed=seed)
-            env2.step(_invalid_response(env2))
             try:
-                env2.step(env2.format_action("look"))
-                raise AssertionError("step after the episode ended did not raise")
-            except RuntimeError:
-                pass
-            env2.close()
+                env2.reset(seed=seed)
+                env2.step(_invalid_response(env2))
+                try:
+                    env2.step(env2.format_action("look"))
+                    raise AssertionError("step after the episode ended did not raise")
+                except RuntimeError:
+                    pass
+            finally:
+                env2.close()
             return ""
         finally:
             env.close()

@@ -262,6 +262,27 @@ def test_check_env_passes_for_the_custom_env_example():
     assert report.ok, str(report)
 
 
+def test_check_env_closes_every_env_it_makes_even_when_a_check_fails():
+    made, closed = [], []
+
+    class Lax(HouseholdEnv):  # breaks the contract: steps after the end without complaint
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            made.append(self)
+
+        def step(self, action):
+            if self._done and self._task_id is not None:
+                return self._last_obs, 0.0, True, False, self._info(None, False, None, None, 0.0)
+            return super().step(action)
+
+        def _close(self) -> None:
+            closed.append(self)
+
+    report = aem_envs.check_env(Lax(), oracle_episodes=1)
+    assert not report.ok and "did not raise" in str(report)
+    assert len(closed) == len(made) - 1  # all but the instance the caller passed in
+
+
 # ---------------------------------------------------------------------------- bad input
 def test_bad_input_gives_clear_errors():
     with pytest.raises(UnknownEnvError, match="unknown environment"):
