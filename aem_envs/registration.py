@@ -89,6 +89,11 @@ def make(env_id: str, **kwargs: Any):
     reset/step order and checks its own outputs, so the bare env is returned.
     """
     s = spec(env_id)
+    if kwargs.get("max_episode_steps") is not None:  # a TimeLimit wrapper we would unwrap again
+        raise ValueError(
+            f"make({s.id!r}) returns the bare env, which has its own turn limit: pass "
+            f"max_turns={kwargs['max_episode_steps']} instead of max_episode_steps"
+        )
     env = gym.make(s.id, disable_env_checker=True, **kwargs)
     base = env.unwrapped
     base.spec = env.spec

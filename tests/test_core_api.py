@@ -128,6 +128,13 @@ def test_registry_make_and_gymnasium_make():
     genv.close()
 
 
+def test_make_refuses_the_wrapper_argument_it_would_drop():
+    # gymnasium.make wraps for max_episode_steps; aem_envs.make returns the bare env, so the
+    # limit would silently vanish. The env's own limit is max_turns.
+    with pytest.raises(ValueError, match="max_turns=2"):
+        aem_envs.make(ENV_ID, max_episode_steps=2)
+
+
 def test_unknown_id_suggests_close_matches():
     with pytest.raises(UnknownEnvError) as e:
         aem_envs.make("aem/Houshold-v0")
