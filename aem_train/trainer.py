@@ -438,6 +438,8 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         for name in ("metrics.jsonl", "trajectories.jsonl", "final.json"):
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        # (--no-resume) the old run's checkpoint would otherwise be resumed under this run's config.yaml
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     cfg.save(saved)
     log = _Logger(run_dir, _tensorboard(run_dir, purge_step=start + 1 if start else None))
     t_run = time.perf_counter() - wall_before

@@ -322,3 +322,21 @@ def test_cli_threads_default_does_not_override_the_yaml(tmp_path, monkeypatch):
     assert main(["train", "--config", str(path)]) == 0
     assert main(["train", "--config", str(path), "--threads", "3"]) == 0
     assert [c.train.threads for c in seen] == [1, 3]
+
+
+def test_no_resume_discards_the_old_checkpoint(tiny_model, tmp_path, monkeypatch):
+    """A --no-resume restart must not leave the previous run's checkpoint for its own resume to load."""
+    import aem_train.trainer as T
+
+    over = {"train.iterations": 1, "train.eval_every": 1, "train.save_final_model": False}
+    train(_cfg(tiny_model, tmp_path / "r", **over), progress=False)
+    assert (tmp_path / "r" / "checkpoints" / "latest").exists()
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt("simulated kill before the first checkpoint")
+
+    monkeypatch.setattr(T, "ppo_update", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(tiny_model, tmp_path / "r", **{**over, "ppo.lr": 5e-4}), resume=False, progress=False)
+    # resuming the new config would otherwise start from the old run's weights at its iteration
+    assert not (tmp_path / "r" / "checkpoints" / "latest").exists()
