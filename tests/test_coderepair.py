@@ -360,6 +360,20 @@ def test_symlink_out_of_the_tree_is_not_an_infra_error_local():
         env.close()
 
 
+def test_view_of_a_symlink_is_explained_not_an_infra_error_local():
+    env = _local_env()
+    tid = _test_ids(1)[0]
+    try:
+        env.reset(seed=0, options={"task_id": tid})
+        env.step(_tag("ln -s /etc/hostname out.txt && ln -s conftest.py alias.py"))
+        for path in ("out.txt", "alias.py"):
+            _, r, te, tr, info = env.step(_tag(f"view {path}"))
+            assert not tr and info["error_kind"] == "agent", info
+            assert "symbolic link" in info["invalid_reason"], info["invalid_reason"]
+    finally:
+        env.close()
+
+
 def test_grader_drops_new_root_modules_that_shadow_imports():
     # Task files of your own may keep `python3 -m pytest` (repo root first on sys.path).
     from aem_envs.envs.coderepair.grader import shadows_import

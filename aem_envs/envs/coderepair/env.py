@@ -334,14 +334,19 @@ class CodeRepairEnv(TextEnv):
 
     def _read(self, path: str) -> str:
         # read_file on a directory would return the first file inside it: check the kind first.
-        if not self._sb.run(f"test -f {self._repo_path(path)}", timeout=10).ok:
+        # A symlink is archived as a link (refused, or not a file), never as its target.
+        p = self._repo_path(path)
+        kind = self._sb.run(f"if test -h {p}; then echo link; elif test -f {p}; then echo file; fi", timeout=10)
+        if kind.output.strip() == "link":
+            raise InvalidAction(f"{path} is a symbolic link; view the file it points to (`ls -l {path}`) or use `cat`")
+        if kind.output.strip() != "file":
             raise InvalidAction(f"{path} does not exist or is not a file; list files with `ls` or `find . -name '*.py'`")
         try:
             data = self._sb.read_file(path, max_bytes=MAX_FILE_BYTES)
         except FileNotFoundError:
             raise InvalidAction(f"{path} does not exist or is not a file; list files with `ls` or `find . -name '*.py'`") from None
-        except ValueError:
-            raise InvalidAction(f"{path} is larger than {MAX_FILE_BYTES} bytes; inspect it with shell commands") from None
+        except ValueError as e:  # UnsafeArchive: above max_bytes
+            raise InvalidAction(f"{path} cannot be viewed ({e}); inspect it with shell commands") from None
         try:
             return data.decode()
         except UnicodeDecodeError:
