@@ -374,6 +374,20 @@ def test_view_of_a_symlink_is_explained_not_an_infra_error_local():
         env.close()
 
 
+def test_failed_structured_write_is_the_agents_invalid_action_local():
+    # Writing under a path that is a file is the agent's mistake: an invalid action with the
+    # reason, never a crash or an infra error.
+    env = _local_env()
+    tid = _test_ids(1)[0]
+    try:
+        env.reset(seed=0, options={"task_id": tid})
+        _, _, te, tr, info = env.step(_tag("create conftest.py/new.py\nx = 1"))
+        assert not te and not tr and info["error_kind"] == "agent", info
+        assert "could not write conftest.py/new.py" in info["invalid_reason"], info["invalid_reason"]
+    finally:
+        env.close()
+
+
 def test_grader_drops_new_root_modules_that_shadow_imports():
     # Task files of your own may keep `python3 -m pytest` (repo root first on sys.path).
     from aem_envs.envs.coderepair.grader import shadows_import
@@ -468,6 +482,17 @@ def test_heldout_tests_unreachable_and_cheats_fail_docker(docker_env):
     # The oracle after all that still works in the same env (reset restores a clean sandbox).
     _, r, info = _play_oracle(env, tid)
     assert r == 10.0 and info["success"]
+
+
+@pytest.mark.docker
+@docker_only
+def test_failed_structured_write_is_the_agents_invalid_action_docker(docker_env):
+    env = docker_env(use_pool=False)
+    env.reset(seed=0, options={"task_id": _test_ids(1)[0]})
+    for setup, edit in [("true", "create conftest.py/new.py"), ("chmod 000 src", "create src/new.py")]:
+        env.step(_tag(setup))
+        _, _, te, tr, info = env.step(_tag(f"{edit}\nx = 1"))
+        assert not tr and info["error_kind"] == "agent" and "could not write" in info["invalid_reason"], info
 
 
 @pytest.mark.docker

@@ -356,7 +356,15 @@ class CodeRepairEnv(TextEnv):
         # Parent directories are created by the archive; the work tree belongs to the agent user.
         if self._sb.run(f"test -d {self._repo_path(path)}", timeout=10).ok:
             raise InvalidAction(f"{path} is a directory; give a file path")
-        self._sb.write_file(path, text)
+        from aem_envs.sandbox.errors import SandboxError, SandboxLost
+
+        try:
+            self._sb.write_file(path, text)
+        except SandboxLost:
+            raise  # the container is gone: infrastructure
+        except (SandboxError, OSError) as e:  # a parent that is a file, chmod 000, a full disk
+            detail = " ".join(str(e).split())[:250] or type(e).__name__
+            raise InvalidAction(f"could not write {path}: {detail}; check it with `ls -ld` on its directories") from None
 
     def _edited(self, path: str, content: str, first: int, count: int, what: str) -> str:
         lines = content.splitlines()
