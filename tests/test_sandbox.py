@@ -168,6 +168,8 @@ def test_local_sandbox_is_marked_and_works(tmp_path):
         assert r.shell_restarted and r.exit_code == 4
         box.write_file("f/a.txt", "hello")
         assert box.read_file("f/a.txt") == b"hello"
+        with pytest.raises(FileNotFoundError, match="not a regular file"):
+            box.read_file("f")  # a directory: not the first file inside it
         box.snapshot()
         box.run("rm -rf f; touch junk; export Y=1")
         box.reset()
@@ -241,6 +243,8 @@ def test_files_roundtrip_and_unsafe_archive(sb):
     assert sb.run("stat -c '%a %U' rt/a.txt").output == "600 agent\n"
     with pytest.raises(FileNotFoundError):
         sb.read_file("rt/missing.txt")
+    with pytest.raises(FileNotFoundError, match="not a regular file"):
+        sb.read_file("rt")  # a directory: not the first file inside it
     with pytest.raises(UnsafeArchive):
         sb.put_archive("/workspace", _raw_tar("../../etc/evil"))
     sb.run("rm -rf /workspace/rt")

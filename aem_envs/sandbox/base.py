@@ -82,7 +82,8 @@ class Sandbox(ABC):
         """The bytes of file ``path`` (raises ``FileNotFoundError`` if it is not a file)."""
         data = self.get_archive(self._abs(path))
         with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            for m in tf.getmembers():
+            # Only the first member is ``path`` itself; for a directory the rest is its content.
+            for m in tf.getmembers()[:1]:
                 if m.isfile():
                     if m.size > max_bytes:
                         raise UnsafeArchive(f"{path} is {m.size} bytes, above max_bytes={max_bytes}; raise max_bytes")
