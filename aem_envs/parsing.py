@@ -15,18 +15,31 @@ from typing import Literal
 
 ActionFormat = Literal["tag", "last_line"]
 
-_TAG_RE = re.compile(r"<action>(.*?)</action>", re.DOTALL | re.IGNORECASE)
+_OPEN_RE = re.compile(r"<action>", re.IGNORECASE)
+_CLOSE_RE = re.compile(r"</action>", re.IGNORECASE)
 
 
 def extract_tag(response: str, tag: str = "action") -> str | None:
-    """Text inside the last ``<tag>...</tag>`` of ``response`` (None if absent or empty)."""
-    pattern = _TAG_RE if tag == "action" else re.compile(
-        rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", re.DOTALL | re.IGNORECASE
-    )
-    found = pattern.findall(response)
-    if not found:
+    """Text between the last ``<tag>`` of ``response`` and the ``</tag>`` after it (None if
+    there is no such tag, it is never closed, or the text is empty).
+
+    The *last opening* tag counts, so a tag mentioned while thinking ("I answer in an <action>
+    tag: <action>look</action>") is not glued onto the action.
+    """
+    if tag == "action":
+        open_re, close_re = _OPEN_RE, _CLOSE_RE
+    else:
+        open_re = re.compile(rf"<{re.escape(tag)}>", re.IGNORECASE)
+        close_re = re.compile(rf"</{re.escape(tag)}>", re.IGNORECASE)
+    last = None
+    for last in open_re.finditer(response):
+        pass
+    if last is None:
         return None
-    text = found[-1].strip()
+    close = close_re.search(response, last.end())
+    if close is None:  # the final tag is unclosed: a cut-off response runs nothing
+        return None
+    text = response[last.end() : close.start()].strip()
     return text or None
 
 

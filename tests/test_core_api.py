@@ -74,6 +74,19 @@ def test_terminate_policy_ends_episode_at_once():
     assert InvalidActionPolicy.parse("terminate").kind == "terminate"
 
 
+def test_tag_parsing_takes_the_last_opened_tag():
+    from aem_envs.parsing import parse_action
+
+    # Mentioning the tag while thinking must not glue the prose onto the action.
+    assert parse_action("I reply with an <action> tag: <action>look</action>") == "look"
+    assert parse_action("<action>x <action>go to desk 1</action>") == "go to desk 1"
+    assert parse_action("<action>a</action> then <ACTION>b</Action>") == "b"
+    # A final tag left open (cut off by the token limit) is no action, even after a closed one.
+    assert parse_action("<action>look</action> no, better: <action>open fri") is None
+    assert parse_action("<action>look</action> and a stray </action>") == "look"
+    assert parse_action("<action>  </action>") is None and parse_action("no tags") is None
+
+
 # ---------------------------------------------------------------------------- chat view
 def test_chat_view_bounded_window_and_reset_forgets():
     env = aem_envs.make(ENV_ID)
