@@ -161,6 +161,7 @@ class Policy:
             # Many chat checkpoints ship without a pad token; pads are always masked out here.
             tokenizer.pad_token = tokenizer.eos_token
         self._logits_to_keep_ok: bool | None = None
+        self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -223,6 +224,17 @@ class Policy:
                 model.enable_input_require_grads()
         model.eval()
         return cls(model, tokenizer, ref_model=ref_model, lora=lora is not None, device=dev)
+
+    @staticmethod
+    def _stop_ids(model: torch.nn.Module, eos: int) -> tuple[int, ...]:
+        """The tokenizer's EOS, then any other end-of-turn ids the checkpoint's generation config
+        names (Llama-3 stops at ``<|eot_id|>`` and ``<|end_of_text|>``; a base model's tokenizer
+        EOS may differ from its chat template's turn end). Sampling ignores the rest of that
+        config, so these are read once here."""
+        hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+        extra = getattr(getattr(hf, "generation_config", None), "eos_token_id", None)
+        extra = [extra] if isinstance(extra, int) else list(extra or [])
+        return tuple(dict.fromkeys([eos, *(int(t) for t in extra)]))
 
     # ------------------------------------------------------------------ text <-> ids
     @property
@@ -399,17 +411,17 @@ class Policy:
                 top_k=0,
                 max_new_tokens=st.max_new_tokens,
             )
-        cfg.eos_token_id, cfg.pad_token_id, cfg.use_cache = self.eos_token_id, pad, True
+        cfg.eos_token_id, cfg.pad_token_id, cfg.use_cache = list(self.stop_token_ids), pad, True
         with _blank_generation_defaults(self.model):
             seqs = self.model.generate(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device), generation_config=cfg
             )
         new = seqs[:, P:].cpu().tolist()
-        eos = self.eos_token_id
+        stops = set(self.stop_token_ids)
         responses = []
         for row in new:
-            # Cut after the first EOS: what follows is padding generate appended, not samples.
-            cut = row.index(eos) + 1 if eos in row else len(row)
+            # Cut after the first stop token: what follows is padding generate appended, not samples.
+            cut = next((j + 1 for j, t in enumerate(row) if t in stops), len(row))
             responses.append(row[:cut])
         return responses
 

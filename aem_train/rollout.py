@@ -237,7 +237,7 @@ def _collect(
             term, trunc = bool(step.terminated[i]), bool(step.truncated[i])
             reward = float(step.rewards[i])
             resp = responses[k]
-            has_eos = bool(resp) and resp[-1] == policy.eos_token_id
+            has_eos = bool(resp) and resp[-1] in policy.stop_token_ids
             stats.truncated_responses += int(not has_eos)
             row = Row(
                 prompt_ids=prompts[k],

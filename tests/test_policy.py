@@ -145,6 +145,28 @@ def test_checkpoint_generation_defaults_never_change_sampling(ckpt, use_lora):
     assert hf.generation_config.repetition_penalty == 50.0  # the checkpoint's own config is left as it was
 
 
+def test_generation_stops_at_every_end_of_turn_id_of_the_checkpoint(ckpt):
+    """A checkpoint whose generation config lists extra end-of-turn ids (Llama-3: <|eot_id|>)
+    stops there too, and the response keeps that token as its last one."""
+    pol = Policy.from_pretrained(ckpt, reference="none")
+    prompts, _ = _rows(pol, n=6, seed=8)
+    st = GenerationSettings(max_new_tokens=8)
+    torch.manual_seed(3)
+    clean = pol.generate(prompts, st)
+    # A token some response samples later but not first: that response must end right after it.
+    long = next(r for r in clean if len(r) >= 3 and r[1] != r[0] and pol.eos_token_id not in r[:2])
+    stop = long[1]
+    pol.model.generation_config.eos_token_id = [pol.eos_token_id, stop]
+    pol2 = Policy(pol.model, pol.tokenizer)
+    assert pol2.stop_token_ids == (pol.eos_token_id, stop)
+    torch.manual_seed(3)
+    after = pol2.generate(prompts, st)
+    for b, a in zip(clean, after):
+        cut = next((j + 1 for j, t in enumerate(b) if t in (stop, pol.eos_token_id)), len(b))
+        assert a == b[:cut]
+    assert after[clean.index(long)] == long[:2]
+
+
 def test_generate_left_padding_equals_unbatched_greedy(policy):
     prompts, _ = _rows(policy, n=4, seed=4)
     st = GenerationSettings(max_new_tokens=5, greedy=True)
