@@ -599,6 +599,37 @@ def test_sigterm_closes_sandboxes():
     assert left == []
 
 
+_POOL_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from aem_envs.sandbox.pool import SandboxPool
+    from aem_envs.sandbox.config import SandboxConfig
+    pool = SandboxPool(SandboxConfig(image=sys.argv[1]), low=2, high=2)  # started by its thread
+    assert pool.wait_warm(2, timeout=60)
+    print("ready", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.docker
+@docker_only
+def test_sigterm_closes_sandboxes_a_pool_thread_started():
+    # The first sandbox of a process may be made by the pool's filler thread, where signal
+    # handlers cannot be installed; SIGTERM must still remove the containers.
+    p = subprocess.Popen([PY, "-c", _POOL_HOLDER, _image()], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.terminate()
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+    left = [c for c in lifecycle.labelled_containers() if c.labels.get(lifecycle.L_PID) == str(p.pid)]
+    for c in left:
+        c.remove(force=True)
+    assert left == []
+
+
 @pytest.mark.docker
 @docker_only
 def test_zz_no_labelled_containers_left(request):

@@ -320,6 +320,35 @@ def test_reused_env_equals_fresh_env_and_threads_equal_sync():
     assert time.perf_counter() - t0 < 120
 
 
+_VEC_HOLDER = """
+import sys, time
+import aem_envs
+vec = aem_envs.make_vec("aem/Shell-v0", num_tasks=1, group_size=2, mode="threads")
+vec.reset(seed=0)  # the pool and its containers are made on worker threads
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.docker
+@docker_only
+def test_sigterm_removes_containers_started_by_vector_threads():
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", _VEC_HOLDER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.terminate()
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+    left = [c for c in lifecycle.labelled_containers() if c.labels.get(lifecycle.L_PID) == str(p.pid)]
+    for c in left:
+        c.remove(force=True)
+    assert left == []
+
+
 @pytest.mark.docker
 @docker_only
 def test_zz_no_labelled_containers_left():

@@ -32,7 +32,8 @@ _client_lock = threading.Lock()
 _swap_supported: bool | None = None
 _live: "weakref.WeakSet[Any]" = weakref.WeakSet()
 _live_lock = threading.Lock()
-_hooks_installed = False
+_atexit_installed = False
+_signals_installed = False
 _reaped_once = False
 _shutting_down = False
 #: Bounds concurrent container creation (a burst of starts overloads the daemon).
@@ -121,18 +122,31 @@ def swap_supported() -> bool:
     return _swap_supported
 
 
+def install_hooks() -> None:
+    """Close every live sandbox at exit and on SIGTERM/SIGHUP (idempotent).
+
+    Signal handlers can only be installed from the main thread, and the first sandbox of a
+    process is often started by a pool's filler thread or a vector env's worker: so the
+    constructors of pools and Docker envs (which run on the caller's thread) call this too,
+    and the signal part is retried until a main-thread call succeeds.
+    """
+    global _atexit_installed, _signals_installed
+    with _live_lock:
+        if not _atexit_installed:
+            _atexit_installed = True
+            atexit.register(_at_exit)
+        if _signals_installed or threading.current_thread() is not threading.main_thread():
+            return
+        _signals_installed = True
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        _chain_signal(sig)
+
+
 def register_live(sb: Any) -> None:
     """Track a sandbox so exit handlers can close it; install the handlers once."""
-    global _hooks_installed
     with _live_lock:
         _live.add(sb)
-        if _hooks_installed:
-            return
-        _hooks_installed = True
-    atexit.register(_at_exit)
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            _chain_signal(sig)
+    install_hooks()
 
 
 def unregister_live(sb: Any) -> None:

@@ -36,6 +36,7 @@ class SandboxPool:
     ):
         if not 0 <= low <= high:
             raise ValueError(f"need 0 <= low <= high, got low={low} high={high}")
+        lifecycle.install_hooks()  # here, on the caller's thread: the filler thread cannot
         self.config = config or SandboxConfig()
         self.low, self.high = low, high
         self.max_parked, self.max_uses, self.max_age = max_parked, max_uses, max_age

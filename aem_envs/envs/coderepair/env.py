@@ -130,6 +130,10 @@ class CodeRepairEnv(TextEnv):
                 stacklevel=2,
             )
         self.sandbox_kind = sandbox
+        if sandbox == "docker":  # on the caller's thread: the first container may start on a worker
+            from aem_envs.sandbox import lifecycle
+
+            lifecycle.install_hooks()
         self.image_override = image
         self.partial_credit = bool(partial_credit)
         self.max_reward = float(max_reward)

@@ -76,6 +76,10 @@ class ShellEnv(TextEnv):
         if not 0.0 <= partial_credit <= 1.0:
             raise ValueError(f"partial_credit={partial_credit} must be in [0, 1]")
         self.sandbox_kind = sandbox
+        if sandbox == "docker":  # on the caller's thread: the first container may start on a worker
+            from aem_envs.sandbox import lifecycle
+
+            lifecycle.install_hooks()
         self.command_timeout = float(command_timeout)
         self.success_reward = float(success_reward)
         self.partial_credit = float(partial_credit)
