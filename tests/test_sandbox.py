@@ -506,6 +506,21 @@ def test_container_killed_mid_command_is_infra_error(make_sb):
 
 @pytest.mark.docker
 @docker_only
+def test_container_that_fails_to_start_is_removed():
+    # The daemon creates the container, then refuses to start it (a bad tmpfs option here):
+    # the created container must not stay behind for the rest of the run.
+    from aem_envs.sandbox.docker_sandbox import DockerSandbox
+    from aem_envs.sandbox.errors import SandboxError
+
+    with pytest.raises(SandboxError, match="refused to start"):
+        DockerSandbox(_cfg(tmpfs=(("/workspace", "size=bogus"),)))
+    api = lifecycle.get_client().api
+    mine = api.containers(all=True, filters={"label": [lifecycle.LABEL, f"{lifecycle.L_PID}={os.getpid()}"]})
+    assert [c for c in mine if c["State"] == "created"] == []
+
+
+@pytest.mark.docker
+@docker_only
 def test_typed_errors_for_missing_image_and_daemon(monkeypatch):
     from aem_envs.sandbox.docker_sandbox import DockerSandbox
 

@@ -153,9 +153,19 @@ class DockerSandbox(Sandbox):
             if lifecycle.shutting_down():
                 raise SandboxError("the process is exiting; no new sandboxes are created")
             try:
-                c = self._client.containers.run(
+                # create + start, not containers.run: a container the daemon created but could
+                # not start is removed here instead of staying "Created" for the whole run.
+                c = self._client.containers.create(
                     cfg.image, ["sleep", str(int(cfg.ttl))], detach=True, labels=labels, **kwargs
                 )
+                try:
+                    c.start()
+                except BaseException:
+                    try:
+                        c.remove(force=True, v=True)
+                    except Exception:
+                        pass  # the reaper removes it once this process is gone
+                    raise
             except docker.errors.ImageNotFound:
                 raise ImageMissing(
                     f"Docker image {cfg.image!r} is not built; build it with: aem-envs images build"
