@@ -246,6 +246,8 @@ def test_byo_task_episode_and_validator_local(tmp_path):
     assert not check.ok and "already pass" in check.problems[0]
     nopatch = Task.from_dict({**d, "patch": ""}, tmp_path)
     assert any("no gold patch" in p for p in validate_task(nopatch, sandbox_factory("local")).problems)
+    shadow = Task.from_dict({**d, "patch": d["patch"] + file_diff("json.py", None, "x = 1\n")}, tmp_path)
+    assert any("json.py" in p and "rename" in p for p in validate_task(shadow, sandbox_factory("local")).problems)
     from aem_envs.cli import main
 
     assert main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 0

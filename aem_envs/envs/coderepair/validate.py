@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aem_envs.envs.coderepair.grader import grade
+from aem_envs.envs.coderepair.grader import grade, shadows_import
 from aem_envs.envs.coderepair.patches import patch_paths
 from aem_envs.envs.coderepair.task import Task, TaskFormatError
 from aem_envs.sandbox import Sandbox
@@ -29,12 +29,16 @@ def validate_task(task: Task, new_sandbox: Callable[[str], Sandbox], timeout: fl
     t0 = time.perf_counter()
     problems: list[str] = []
     try:
-        task.start_files(include_hidden=True)  # repo readable and base_patch applies
+        files = task.start_files(include_hidden=True)  # repo readable and base_patch applies
         if not task.patch.strip():
             problems.append("no gold patch: add `patch` (a unified diff that fixes the bug)")
         protected = [p for p in patch_paths(task.patch) if task.is_protected(p)]
         if protected:
             problems.append(f"the gold patch changes protected files {protected}; move test changes to test_patch")
+        shadowing = [p for p in patch_paths(task.patch) if p not in files and shadows_import(p)]
+        if shadowing:
+            problems.append(f"the gold patch adds {shadowing}, named like a module pytest or the standard "
+                            "library imports; grading ignores such files, so rename them")
         before = grade(task, "", new_sandbox, timeout)
         still_pass = [t for t in task.FAIL_TO_PASS if before.outcomes.get(t)]
         if still_pass:
