@@ -521,6 +521,15 @@ def test_container_that_fails_to_start_is_removed():
 
 @pytest.mark.docker
 @docker_only
+def test_snapshot_of_a_killed_container_is_infra_error(make_sb):
+    box = make_sb()
+    box.container.kill()
+    with pytest.raises(SandboxLost, match="container stopped"):
+        box.snapshot()  # a one-off exec, not the persistent shell
+
+
+@pytest.mark.docker
+@docker_only
 def test_typed_errors_for_missing_image_and_daemon(monkeypatch):
     from aem_envs.sandbox.docker_sandbox import DockerSandbox
 

@@ -528,7 +528,10 @@ class DockerSandbox(Sandbox):
 
     def _exec_bytes(self, cmd: list[str]) -> tuple[int, bytes]:
         """Run ``cmd`` in a one-off exec (not the persistent shell); (exit code, output)."""
-        stream = self._open_exec(cmd, stdin=False)
+        try:
+            stream = self._open_exec(cmd, stdin=False)
+        except Exception:  # container stopped or daemon gone: infrastructure, typed
+            raise self._lost("exec") from None
         buf = bytearray()
         try:
             while True:
