@@ -219,7 +219,12 @@ class Policy:
         elif reference != "none":
             raise ValueError(f"reference={reference!r} is unknown; use 'auto', 'cpu' or 'none'")
         if gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # transformers 5 renamed the switch (the old name warns); 4.x has only the old one.
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if lora is not None:
                 model.enable_input_require_grads()
         model.eval()
