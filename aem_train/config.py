@@ -39,8 +39,8 @@ class EnvConfig:
 
 @dataclass
 class RolloutConfig:
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = 1.0  # also the temperature of every scoring pass (the behaviour policy)
+    top_p: float = 1.0  # < 1 truncates sampling, which scoring does not model: keep 1 for RL
     max_new_tokens: int = 24
 
 

@@ -9,8 +9,8 @@ ever reaches the model through the next turn's *prompt*, so it can never carry l
 verl-agent layout; AEM, arXiv 2605.00425, assigns credit to these per-turn responses).
 
 Old-policy log-probs and full-vocabulary entropies come from one scoring forward pass
-(:meth:`Policy.score`) after the episodes end — the same function the trainer differentiates —
-not from the sampler's temperature/top-p processed scores, which are not the policy.
+(:meth:`Policy.score`, at the sampling temperature) after the episodes end — the same function
+the trainer differentiates — not from the sampler's processed scores.
 
 Failures: a step whose ``info["error_kind"] == "infra"`` drops its whole trajectory from the
 rows (counted in :class:`RolloutStats`); an exception raised inside one env's ``reset`` or
@@ -285,7 +285,8 @@ def _collect(
     if cfg.score and rows:
         t0 = time.perf_counter()
         scored = policy.score(
-            [r.prompt_ids for r in rows], [r.response_ids for r in rows], max_tokens=cfg.score_max_tokens
+            [r.prompt_ids for r in rows], [r.response_ids for r in rows], max_tokens=cfg.score_max_tokens,
+            temperature=cfg.generation.scoring_temperature,
         )
         for r, lp, ent in zip(rows, scored.logprobs, scored.entropies):
             r.old_logprobs, r.token_entropy = lp, ent

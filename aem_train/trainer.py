@@ -131,9 +131,12 @@ def ppo_update(
         vf_coef=p.vf_coef,
         value_clip=p.vf_clip or None,
     )
+    temp = cfg.rollout.temperature  # the behaviour policy's (policy module docstring)
     ref_lp = None
     if p.kl_coef > 0:
-        ref_lp = policy.score([r.prompt_ids for r in rows], [r.response_ids for r in rows], reference=True).logprobs
+        ref_lp = policy.score(
+            [r.prompt_ids for r in rows], [r.response_ids for r in rows], reference=True, temperature=temp
+        ).logprobs
     params = [q for q in policy.model.parameters() if q.requires_grad]
     if value_head is not None:
         params += list(value_head.parameters())
@@ -165,7 +168,7 @@ def ppo_update(
                     policy.pad_token_id, policy.device,
                 )
                 R = batch.response_ids.shape[1]
-                logp, ent = policy.forward_response(batch)
+                logp, ent = policy.forward_response(batch, temperature=temp)
                 old = _pad([rows[i].old_logprobs for i in micro], R).to(policy.device)
                 a = torch.as_tensor(adv[micro], dtype=torch.float32, device=policy.device)
                 ref = _pad([ref_lp[i] for i in micro], R).to(policy.device) if ref_lp is not None else None

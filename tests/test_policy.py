@@ -80,6 +80,22 @@ def test_score_matches_hand_forward_on_padded_batch(policy):
         assert np.all(ent > 0) and np.all(ent <= np.log(len(policy.tokenizer)) + 1e-4)
 
 
+def test_score_at_a_temperature_is_the_tempered_softmax(policy):
+    """Samples drawn at temperature T come from softmax(logits / T): scoring divides by T too."""
+    prompts, responses = _rows(policy, n=4, seed=6)
+    T = 0.7
+    out = policy.score(prompts, responses, temperature=T)
+    for p, r, lp, ent in zip(prompts, responses, out.logprobs, out.entropies):
+        with torch.no_grad():
+            logits = policy.model(input_ids=torch.tensor([p + r])).logits[0].float()
+        logq = F.log_softmax(logits[len(p) - 1 : len(p) - 1 + len(r)] / T, -1)
+        np.testing.assert_allclose(lp, logq[torch.arange(len(r)), torch.tensor(r)].numpy(), atol=2e-5, rtol=0)
+        np.testing.assert_allclose(ent, -(logq.exp() * logq).sum(-1).numpy(), atol=2e-5, rtol=0)
+    assert not np.allclose(np.concatenate(out.logprobs), np.concatenate(policy.score(prompts, responses).logprobs))
+    with pytest.raises(ValueError, match="must be > 0"):
+        policy.score(prompts, responses, temperature=0.0)
+
+
 def test_score_chunking_gives_same_results(policy):
     prompts, responses = _rows(policy, n=7, seed=1)
     whole = policy.score(prompts, responses, max_tokens=10**6)

@@ -177,6 +177,26 @@ def test_microbatching_matches_one_batch(tiny_model, agg):
     assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4)
 
 
+def test_old_logprobs_are_the_sampling_temperatures_and_the_first_ratio_is_one(tiny_model):
+    """Rows sampled at T=0.5 carry log-probs of softmax(logits/0.5), and the PPO forward scores
+    at the same T: before any update the ratio is exactly 1 (approx KL 0, nothing clipped)."""
+    vec = aem_envs.make_vec("aem/Household-v0", 2, 2, max_turns=2)
+    pol = Policy.from_pretrained(tiny_model, reference="none")
+    torch.manual_seed(0)
+    rows = collect(pol, vec, RolloutConfig(GenerationSettings(max_new_tokens=5, temperature=0.5), window=1), seed=4).rows
+    vec.close()
+    again = pol.score([r.prompt_ids for r in rows], [r.response_ids for r in rows], temperature=0.5)
+    for r, lp in zip(rows, again.logprobs):
+        np.testing.assert_allclose(r.old_logprobs, lp, atol=1e-5)
+    cfg = _cfg(tiny_model, Path("/tmp/unused"), **{
+        "rollout.temperature": 0.5, "ppo.epochs": 1, "ppo.minibatches": 1, "ppo.kl_coef": 0.0,
+    })
+    opt = torch.optim.SGD([q for q in pol.model.parameters() if q.requires_grad], lr=0.0)
+    sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    out = ppo_update(pol, opt, sch, rows, np.linspace(-1, 1, len(rows)), cfg, np.random.default_rng(0))
+    assert abs(out["ppo/approx_kl"]) < 1e-6 and out["ppo/clip_frac"] == 0.0
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="did you mean modulation"):
         load(None, ["algo.modulaton=aem"])
