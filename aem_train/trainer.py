@@ -78,6 +78,7 @@ class ValueHead(torch.nn.Module):
                 position_ids=pos.to(policy.device),
                 output_hidden_states=True,
                 use_cache=False,
+                **({"logits_to_keep": 1} if policy._logits_to_keep_ok else {}),  # the head's logits are unused
             )
         h = out.hidden_states[-1][:, -1].float()  # left padding: the last column is the last prompt token
         return self.linear(h).squeeze(-1)
@@ -145,10 +146,12 @@ def ppo_update(
     counts: dict[str, int] = {}
     tokens, t0, stopped_early = 0, time.perf_counter(), False
 
-    def log(k: str, v: float) -> None:
+    def log(k: str, v: float, weight: float = 1.0) -> None:
+        # Per-token metrics are weighted by their micro-batch's tokens, so a small last
+        # micro-batch counts as little in the log as it does in the loss.
         if isinstance(v, (int, float)) and math.isfinite(v):
-            sums[k] = sums.get(k, 0.0) + float(v)
-            counts[k] = counts.get(k, 0) + 1
+            sums[k] = sums.get(k, 0.0) + float(v) * weight
+            counts[k] = counts.get(k, 0) + weight
 
     n = len(rows)
     epochs_run = 0
@@ -192,7 +195,7 @@ def ppo_update(
                 kls.append((m["approx_kl"], micro_tokens))
                 for k in ("pg_loss", "approx_kl", "clip_frac", "clip_frac_low", "clip_frac_high", "dual_clip_frac", "kl_ref", "loss"):
                     if k in m:
-                        log(f"ppo/{k}", m[k])
+                        log(f"ppo/{k}", m[k], micro_tokens)
             gn = torch.nn.utils.clip_grad_norm_(params, p.max_grad_norm)
             log("ppo/grad_norm", float(gn))
             optimizer.step()
