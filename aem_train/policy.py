@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 
 @dataclass
@@ -135,14 +136,81 @@ def build_response_batch(
     )
 
 
-def token_logprobs_and_entropy(
-    logits: torch.Tensor, targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(target) and full-vocabulary entropy per position, computed in float32."""
-    logp = F.log_softmax(logits.float(), dim=-1)
+#: Logit elements (positions x vocabulary) per piece in :func:`token_logprobs_and_entropy`
+#: and :func:`head_logprobs_and_entropy`: 256 MB per float32 copy. Qwen2.5's 151,936-token
+#: vocabulary gets ~440 positions per piece; a tiny CPU model's whole batch is one piece.
+LOGIT_CHUNK_ELEMENTS = 2**26
+
+
+def _logprob_entropy_piece(logits: torch.Tensor, targets: torch.Tensor, temperature: float):
+    z = logits.float()
+    if temperature != 1.0:
+        z = z / temperature
+    logp = F.log_softmax(z, dim=-1)
     tok_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp.exp() * logp).sum(-1)
     return tok_logp, entropy
+
+
+def _head_piece(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Linear, temperature: float):
+    # contiguous: the slice is strided, and CPU bf16 matmuls crawl on strided input
+    return _logprob_entropy_piece(head(hidden.contiguous()), targets, temperature)
+
+
+def _in_pieces(fn, x: torch.Tensor, targets: torch.Tensor, *args, vocab: int, chunk_elements: int | None):
+    """``fn(x_rows, targets_rows, *args)`` over a few rows at a time, checkpointed under autograd."""
+    B, R = targets.shape
+    rows = max(1, (chunk_elements or LOGIT_CHUNK_ELEMENTS) // max(R * vocab, 1))
+    if B <= rows:
+        return fn(x, targets, *args)
+    lps, ents = [], []
+    for s in range(0, B, rows):
+        piece = (x[s : s + rows], targets[s : s + rows], *args)
+        if torch.is_grad_enabled() and x.requires_grad:
+            lp, ent = torch.utils.checkpoint.checkpoint(fn, *piece, use_reentrant=False)
+        else:
+            lp, ent = fn(*piece)
+        lps.append(lp)
+        ents.append(ent)
+    return torch.cat(lps), torch.cat(ents)
+
+
+def token_logprobs_and_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_elements: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log pi(target) and full-vocabulary entropy per position of ``softmax(logits / T)``,
+    computed in float32. ``logits`` is ``[B, R, V]``, ``targets`` ``[B, R]``.
+
+    Rows are processed a few at a time (about ``chunk_elements`` logits), and with autograd
+    on each piece is checkpointed: its float32 intermediates (the upcast, log-softmax, exp,
+    product) are freed at once and recomputed in backward. Values and gradients are the same
+    either way (tested).
+    """
+    return _in_pieces(
+        _logprob_entropy_piece, logits, targets, temperature, vocab=logits.shape[-1], chunk_elements=chunk_elements
+    )
+
+
+def head_logprobs_and_entropy(
+    hidden: torch.Tensor,
+    head: torch.nn.Linear,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_elements: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`token_logprobs_and_entropy` of ``head(hidden)`` without ever holding all the
+    logits: each piece of rows goes through the LM head, and under autograd only the hidden
+    states are kept (the piece's logits are recomputed in backward). With Qwen2.5's
+    151,936-token vocabulary one float32 copy of the logits of 4,096 response positions is
+    2.5 GB, and the whole-batch computation held several such copies plus their gradients;
+    here one piece's worth exists at a time.
+    """
+    return _in_pieces(
+        _head_piece, hidden, targets, head, temperature, vocab=head.out_features, chunk_elements=chunk_elements
+    )
 
 
 class Policy:
@@ -313,6 +381,15 @@ class Policy:
             position_ids=batch.position_ids,
             use_cache=False,
         )
+        split = _decoder_and_head(model)
+        if split is not None:
+            # Hidden state at column P-1+j predicts response token j; the head runs in pieces.
+            decoder, head = split
+            P = batch.prompt_len
+            hidden = decoder(**kwargs).last_hidden_state[:, P - 1 : P - 1 + R]
+            logp, ent = head_logprobs_and_entropy(hidden, head, batch.response_ids, temperature)
+            m = batch.response_mask
+            return logp * m, ent * m
         # Logit at column P-1+j predicts response token j; keep only those R (+ the last) columns.
         if self._logits_to_keep_ok is not False:
             try:
@@ -323,9 +400,7 @@ class Policy:
         if self._logits_to_keep_ok is False:
             P = batch.prompt_len
             logits = model(**kwargs).logits[:, P - 1 : P - 1 + R]
-        if temperature != 1.0:
-            logits = logits.float() / temperature
-        logp, ent = token_logprobs_and_entropy(logits, batch.response_ids)
+        logp, ent = token_logprobs_and_entropy(logits, batch.response_ids, temperature)
         m = batch.response_mask
         return logp * m, ent * m
 
@@ -498,6 +573,24 @@ def _blank_generation_defaults(model: torch.nn.Module):
         hf.generation_config = saved
 
 
+#: Architectures whose logits are exactly ``lm_head(last_hidden_state)`` (no softcapping or
+#: logit scaling after the head, checked in transformers' modeling code). Others take the
+#: plain forward, whose logits are materialised whole.
+_PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral"})
+
+
+def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
+    """The decoder stack and the LM head of a plain-head causal LM (LoRA-wrapped or not)."""
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(getattr(hf, "config", None), "model_type", None) not in _PLAIN_HEAD_MODEL_TYPES:
+        return None
+    head = hf.get_output_embeddings()
+    decoder = getattr(hf, "model", None)
+    if type(head) is not torch.nn.Linear or decoder is None:  # a LoRA-wrapped head, say
+        return None
+    return decoder, head
+
+
 def _contiguous_lm_head_input(model: torch.nn.Module) -> None:
     """Copy the LM head's input to contiguous memory (CPU, 16-bit weights only).
 
@@ -565,5 +658,6 @@ __all__ = [
     "build_response_batch",
     "length_chunks",
     "pick_device",
+    "head_logprobs_and_entropy",
     "token_logprobs_and_entropy",
 ]

@@ -96,6 +96,54 @@ def test_score_at_a_temperature_is_the_tempered_softmax(policy):
         policy.score(prompts, responses, temperature=0.0)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_chunked_logprob_entropy_equals_whole_batch_values_and_gradients(temperature):
+    """The memory-bounded pieces (checkpointed under autograd) change neither values nor grads."""
+    from aem_train.policy import token_logprobs_and_entropy
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 5, 50, generator=g, dtype=torch.float64).float()
+    targets = torch.randint(0, 50, (7, 5), generator=g)
+    w1, w2 = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    out = []
+    for chunk in (10**6, 500, 1):  # one piece; 2 rows of 5 x 50 per piece (a short last one); 1 row
+        z = logits.clone().requires_grad_(True)
+        lp, ent = token_logprobs_and_entropy(z, targets, temperature, chunk_elements=chunk)
+        ((lp * w1).sum() + (ent * w2).sum()).backward()
+        out.append((lp.detach(), ent.detach(), z.grad))
+    for lp, ent, grad in out[1:]:
+        torch.testing.assert_close(lp, out[0][0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(ent, out[0][1], atol=1e-6, rtol=0)
+        torch.testing.assert_close(grad, out[0][2], atol=1e-6, rtol=0)
+
+
+def test_head_in_pieces_equals_the_plain_forward_values_and_gradients(ckpt, monkeypatch):
+    """Llama/Qwen models skip whole logits (decoder, then the head a few rows at a time,
+    checkpointed); log-probs, entropies and every parameter's gradient match the plain forward."""
+    import aem_train.policy as P
+
+    pol = Policy.from_pretrained(ckpt, reference="none")
+    assert P._decoder_and_head(pol.model) is not None  # the tiny model is a Llama: fast path
+    prompts, responses = _rows(pol, n=6, seed=9)
+    batch = build_response_batch(prompts, responses, pol.pad_token_id, "cpu")
+    monkeypatch.setattr(P, "LOGIT_CHUNK_ELEMENTS", 1)  # one row per piece
+    results = []
+    for split in (True, False):
+        if not split:
+            monkeypatch.setattr(P, "_decoder_and_head", lambda model: None)
+        pol.model.zero_grad(set_to_none=True)
+        lp, ent = pol.forward_response(batch, temperature=0.8)
+        (lp.sum() * 0.3 + ent.sum()).backward()
+        grads = {n: q.grad.clone() for n, q in pol.model.named_parameters() if q.grad is not None}
+        results.append((lp.detach(), ent.detach(), grads))
+    (lp1, ent1, g1), (lp2, ent2, g2) = results
+    torch.testing.assert_close(lp1, lp2, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent1, ent2, atol=1e-5, rtol=0)
+    assert g1.keys() == g2.keys() and len(g1) == sum(1 for _ in pol.model.parameters())
+    for n in g1:
+        torch.testing.assert_close(g1[n], g2[n], atol=1e-5, rtol=1e-4)
+
+
 def test_score_chunking_gives_same_results(policy):
     prompts, responses = _rows(policy, n=7, seed=1)
     whole = policy.score(prompts, responses, max_tokens=10**6)
