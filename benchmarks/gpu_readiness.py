@@ -8,8 +8,17 @@ the memory and time figures are those of the real model on household-length prom
 
     python benchmarks/gpu_readiness.py                 # full 28 layers (GPU: bf16, checkpointing)
     python benchmarks/gpu_readiness.py --layers 2      # CPU smoke test of the same code path
+    python benchmarks/gpu_readiness.py --track-tensors # CPU: bf16 + checkpointing as on the GPU,
+                                                       # peak of live tensor memory counted op by op
 
 Goal (issue "Learner II"): peak GPU memory of one iteration fits 24 GB.
+
+``--track-tensors`` runs the iteration under ``LiveTensorPeak`` (a dispatch mode that adds up
+every live tensor storage, rounded to the CUDA allocator's 512-byte blocks), with the
+GPU's dtype (bfloat16) and gradient checkpointing. Its peak is the quantity
+``torch.cuda.max_memory_allocated`` reports on a GPU, minus what only a GPU has: kernel
+workspaces (cuBLAS, attention) and the CUDA context, which are not tensors. On a GPU the script
+reports both, which also checks the estimate.
 """
 
 from __future__ import annotations
@@ -19,8 +28,11 @@ import json
 import os
 import tempfile
 import time
+import weakref
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 QWEN25_15B = dict(
     hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
@@ -29,12 +41,54 @@ QWEN25_15B = dict(
 )
 
 
+class LiveTensorPeak(TorchDispatchMode):
+    """Peak bytes of live tensor storages that the ops run inside it create or read.
+
+    Every storage an op returns or reads is counted once (rounded up to the CUDA caching allocator's
+    512-byte blocks) until Python frees it, and the running maximum is kept. This is what
+    ``torch.cuda.max_memory_allocated`` measures on a GPU, without cuBLAS/attention
+    workspaces and the CUDA context, which are not tensors. (PyTorch's own ``MemTracker`` does
+    more, per module, and cannot follow generation's repeated calls or frozen LoRA weights.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, int] = {}
+        self.now = 0
+        self.peak = 0
+
+    def _free(self, key: int) -> None:
+        self.now -= self.live.pop(key, 0)
+
+    def _track(self, t: torch.Tensor) -> None:
+        st = t.untyped_storage()
+        key = st._cdata
+        if key in self.live or st.device.type == "meta":
+            return
+        size = -(-st.nbytes() // 512) * 512
+        self.live[key] = size
+        self.now += size
+        self.peak = max(self.peak, self.now)
+        weakref.finalize(st, self._free, key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        # Inputs too: weights loaded from safetensors are made outside any dispatch mode and
+        # are first seen as an op's argument.
+        for t in tree_flatten((out, args, kwargs))[0]:
+            if isinstance(t, torch.Tensor):
+                self._track(t)
+        return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=28, help="decoder layers (28 = the real model)")
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=4)
     ap.add_argument("--max-turns", type=int, default=4)
+    ap.add_argument("--track-tensors", action="store_true",
+                    help="count live tensor memory op by op (bf16 + checkpointing on any device)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -60,8 +114,11 @@ def main() -> None:
     del model
     build_s = time.perf_counter() - t0
 
+    cuda = torch.cuda.is_available()
+    like_gpu = cuda or args.track_tensors
     run = from_dict({
-        "model": {"path": model_dir, "lora": True, "lora_r": 16},
+        "model": {"path": model_dir, "lora": True, "lora_r": 16,
+                  "dtype": "bfloat16" if like_gpu else "float32", "gradient_checkpointing": like_gpu},
         "env": {"id": "aem/Household-v0", "groups": args.groups, "group_size": args.group_size, "window": 1,
                 "kwargs": {"max_turns": args.max_turns}},
         "algo": {"estimator": "grpo", "modulation": "aem"},
@@ -70,11 +127,17 @@ def main() -> None:
         "train": {"iterations": 1, "eval_every": 1, "eval_tasks": 2, "run_dir": os.path.join(work, "run"),
                   "save_final_model": False},
     })
-    cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    tracker = None
+    if args.track_tensors:
+        tracker = LiveTensorPeak()
     t1 = time.perf_counter()
-    train(run, resume=False, progress=False)
+    if tracker is not None:
+        with tracker:
+            train(run, resume=False, progress=False)
+    else:
+        train(run, resume=False, progress=False)
     iter_s = time.perf_counter() - t1
     recs = [json.loads(x) for x in open(os.path.join(work, "run", "metrics.jsonl"))]
     it1 = recs[1]
@@ -82,7 +145,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "layers": args.layers,
         "parameters": n_params,
-        "dtype": "bfloat16" if cuda else "float32",
+        "dtype": "bfloat16" if like_gpu else "float32",
         "rows": it1["train/rows"],
         "iteration_seconds": round(iter_s, 1),
         "model_build_seconds": round(build_s, 1),
@@ -91,9 +154,13 @@ def main() -> None:
         "fits_24gb": None,
     }
     figures["fits_24gb"] = figures["peak_memory_gb"] <= 24 if cuda else None
+    if tracker is not None:
+        figures["tensor_peak_gb"] = round(tracker.peak / 2**30, 2)  # an estimate; fits_24gb needs a GPU
     print(f"Qwen2.5-1.5B architecture, {args.layers} layers, {n_params / 1e9:.2f} B parameters, {figures['device']}")
     print(f"  one LoRA PPO iteration (GRPO + AEM, {it1['train/rows']} rows): {iter_s:.1f} s, "
           f"peak memory {figures['peak_memory_gb']} GB" + (" (process RSS)" if not cuda else ""))
+    if tracker is not None:
+        print(f"  peak of live tensors (bf16, checkpointing): {figures['tensor_peak_gb']} GB")
     if args.json:
         print(json.dumps(figures))
 
