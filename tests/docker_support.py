@@ -20,3 +20,25 @@ def docker_only(image: str = "aem/base:0") -> pytest.MarkDecorator:
         reason = f"Docker not usable here: {str(e).splitlines()[0][:120]}"
     require = os.environ.get("AEM_REQUIRE_DOCKER", "") not in ("", "0")
     return pytest.mark.skipif(reason is not None and not require, reason=reason or "")
+
+
+def containers_left_after_sigterm(argv: list[str]) -> list:
+    """Start ``argv`` (a process that prints ``ready`` once its sandboxes exist), SIGTERM it,
+    and return the labelled containers it left behind, removing them so one failing test
+    leaks nothing into the next."""
+    import subprocess
+
+    from aem_envs.sandbox import lifecycle
+
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.terminate()
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+        p.wait()
+    left = [c for c in lifecycle.labelled_containers() if c.labels.get(lifecycle.L_PID) == str(p.pid)]
+    for c in left:
+        c.remove(force=True)
+    return left

@@ -33,7 +33,7 @@ from aem_envs.sandbox import (
 )
 from aem_envs.envs.shell.env import _default_image
 from aem_envs.sandbox import lifecycle
-from docker_support import docker_only as docker_only_mark
+from docker_support import containers_left_after_sigterm, docker_only as docker_only_mark
 
 PY = sys.executable
 
@@ -612,15 +612,7 @@ def test_sigkilled_owner_is_reaped():
 @pytest.mark.docker
 @docker_only
 def test_sigterm_closes_sandboxes():
-    p = subprocess.Popen([PY, "-c", _HOLDER, _image()], stdout=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout.readline().strip() == "ready"
-        p.terminate()
-        p.wait(timeout=60)
-    finally:
-        p.kill()
-    left = [c for c in lifecycle.labelled_containers() if c.labels.get(lifecycle.L_PID) == str(p.pid)]
-    assert left == []
+    assert containers_left_after_sigterm([PY, "-c", _HOLDER, _image()]) == []
 
 
 _POOL_HOLDER = textwrap.dedent(
@@ -641,17 +633,7 @@ _POOL_HOLDER = textwrap.dedent(
 def test_sigterm_closes_sandboxes_a_pool_thread_started():
     # The first sandbox of a process may be made by the pool's filler thread, where signal
     # handlers cannot be installed; SIGTERM must still remove the containers.
-    p = subprocess.Popen([PY, "-c", _POOL_HOLDER, _image()], stdout=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout.readline().strip() == "ready"
-        p.terminate()
-        p.wait(timeout=60)
-    finally:
-        p.kill()
-    left = [c for c in lifecycle.labelled_containers() if c.labels.get(lifecycle.L_PID) == str(p.pid)]
-    for c in left:
-        c.remove(force=True)
-    assert left == []
+    assert containers_left_after_sigterm([PY, "-c", _POOL_HOLDER, _image()]) == []
 
 
 @pytest.mark.docker

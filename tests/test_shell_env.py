@@ -18,7 +18,7 @@ from aem_envs.envs.shell import FAMILIES, make_task
 from aem_envs.envs.shell.env import ShellEnv, _default_image
 from aem_envs.envs.shell.grading import answer_similarity, manifest, manifest_similarity
 from aem_envs.sandbox import lifecycle, tar_of
-from docker_support import docker_only as docker_only_mark
+from docker_support import containers_left_after_sigterm, docker_only as docker_only_mark
 
 
 docker_only = docker_only_mark(_default_image())
@@ -333,20 +333,9 @@ time.sleep(120)
 @pytest.mark.docker
 @docker_only
 def test_sigterm_removes_containers_started_by_vector_threads():
-    import subprocess
     import sys
 
-    p = subprocess.Popen([sys.executable, "-c", _VEC_HOLDER], stdout=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout.readline().strip() == "ready"
-        p.terminate()
-        p.wait(timeout=60)
-    finally:
-        p.kill()
-    left = [c for c in lifecycle.labelled_containers() if c.labels.get(lifecycle.L_PID) == str(p.pid)]
-    for c in left:
-        c.remove(force=True)
-    assert left == []
+    assert containers_left_after_sigterm([sys.executable, "-c", _VEC_HOLDER]) == []
 
 
 @pytest.mark.docker
