@@ -436,6 +436,8 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
             for name, eid in bench["env_ids"].items())] if bench.get("env_ids") else []),
         *([f"- common settings: {_fmt_overrides(bench['common'])}"] if bench.get("common") else []),
         f"- wall time: {_fmt_seconds(bench.get('wall_s'))} in total"
+        + (f" over {len(bench['sessions'])} sessions (a rerun cell's earlier time included)"
+           if len(bench.get("sessions") or []) > 1 else "")
         + (f" (setup {_fmt_seconds(bench.get('setup_s'))})" if bench.get("setup_s") is not None else "")
         + f"; training cells {_fmt_seconds(cell_wall)} summed"
         + (f"; CPU time {bench['cpu_s']:.0f} s (CPU/wall {bench['cpu_s'] / bench['wall_s']:.2f}; "
