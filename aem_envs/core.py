@@ -170,6 +170,14 @@ class TaskIds(Sequence[str]):
         return isinstance(task_id, str) and self.index_of(task_id) is not None
 
 
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
 class TextEnv(gym.Env[str, str]):
     """A multi-turn text environment whose action is the agent's whole response.
 
@@ -336,7 +344,9 @@ class TextEnv(gym.Env[str, str]):
             raise RuntimeError("step() called after the episode ended; call env.reset() first")
         if not isinstance(action, str):
             raise TypeError(f"step() takes the agent's response as str, got {type(action).__name__}")
-        response = action
+        # Lone surrogates (from JSON or a bytes decode with surrogateescape) cannot be encoded
+        # for a sandbox or an HTTP request; they become '?' here instead of crashing an env.
+        response = action.encode("utf-8", "replace").decode("utf-8") if _has_surrogate(action) else action
         parsed = self.parse_action(response)
         reward, terminated, truncated = 0.0, False, False
         consume_turn = True

@@ -74,6 +74,21 @@ def test_terminate_policy_ends_episode_at_once():
     assert InvalidActionPolicy.parse("terminate").kind == "terminate"
 
 
+@pytest.mark.parametrize("env_id", ["aem/Household-v0", "aem/WebShop-v0"])
+def test_lone_surrogate_in_a_response_is_an_ordinary_step(env_id):
+    # A str from JSON can hold a lone surrogate, which no UTF-8 encoder accepts (WebShop's
+    # HTTP request raised UnicodeEncodeError); the env replaces it and steps normally.
+    env = aem_envs.make(env_id)
+    try:
+        env.reset(seed=0)
+        action = "search[red shoe \ud800]" if "WebShop" in env_id else "go to \ud800 1"
+        obs, r, te, tr, info = env.step(f"<action>{action}</action>")
+        assert isinstance(obs, str) and info["error_kind"] in (None, "agent"), info
+        assert "\ud800" not in info["action"]
+    finally:
+        env.close()
+
+
 def test_tag_parsing_takes_the_last_opened_tag():
     from aem_envs.parsing import parse_action
 
