@@ -91,14 +91,17 @@ def main() -> None:
                     help="count live tensor memory op by op (bf16 + checkpointing on any device)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="aem-gpu-") as work:  # the random model is GBs: never leave it
+        run_benchmark(args, work)
 
+
+def run_benchmark(args: argparse.Namespace, work: str) -> None:
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     from aem_train.config import from_dict
     from aem_train.tiny import init_model
     from aem_train.trainer import train
 
-    work = tempfile.mkdtemp(prefix="aem-gpu-")
     tok_dir = os.path.join(work, "tok")
     init_model(tok_dir, ["aem/Household-v0"], preset="test", episodes=40)
     tok = AutoTokenizer.from_pretrained(tok_dir)
