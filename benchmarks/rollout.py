@@ -66,7 +66,8 @@ def main() -> None:
     if model_dir is None:
         from aem_train.tiny import init_model
 
-        model_dir = os.path.join(tempfile.mkdtemp(prefix="aem-bench-"), "tiny")
+        tmp = tempfile.TemporaryDirectory(prefix="aem-bench-")  # removed when main() returns
+        model_dir = os.path.join(tmp.name, "tiny")
         init_model(model_dir, [args.env], preset="tiny", episodes=60, seed=0)
     policy = Policy.from_pretrained(model_dir, reference="none")
     run(policy, args.env, 4, True, 1, 4, 99)  # warm-up: first-call allocations
