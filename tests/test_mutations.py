@@ -125,6 +125,11 @@ def test_fork_runner_detects_failures_and_hangs(tmp_path):
     )
     (proj / "src" / "tiny.py").write_text("def count(n):\n    i = 0\n    while i < n:\n        i += 1\n    return i\n")
     (proj / "tests" / "test_tiny.py").write_text("from tiny import count\n\ndef test_a():\n    assert count(3) == 3\n\ndef test_b():\n    assert count(0) == 0\n")
+    import glob
+    import os
+    import tempfile
+
+    scratch = set(glob.glob(os.path.join(tempfile.gettempdir(), "aem-cr-*")))
     runner = ForkRunner(proj, timeout=1.5)
     base = runner.run()
     assert base.outcomes == {"tests/test_tiny.py::test_a": True, "tests/test_tiny.py::test_b": True}
@@ -133,8 +138,10 @@ def test_fork_runner_detects_failures_and_hangs(tmp_path):
     assert wrong.failed(sorted(base.outcomes)) == ["tests/test_tiny.py::test_a", "tests/test_tiny.py::test_b"]
     hang = runner.run({"src/tiny.py": src.replace("i += 1", "i -= 1")})
     assert hang.timed_out and hang.seconds < 5
-    # The project on disk was never modified by a run.
+    # The project on disk was never modified by a run, and no run (the killed one included)
+    # left its scratch copy behind.
     assert (proj / "src" / "tiny.py").read_text() == src
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "aem-cr-*"))) <= scratch
 
 
 # ---------------------------------------------------------------------------------- the index

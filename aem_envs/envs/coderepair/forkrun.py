@@ -51,13 +51,12 @@ def _address_space_bytes() -> int:
         return int(f.read().split()[0]) * resource.getpagesize()
 
 
-def _child(project: Path, overlay: dict[str, str], out_path: str, mem_bytes: int) -> None:
+def _child(project: Path, overlay: dict[str, str], out_path: str, mem_bytes: int, work: Path) -> None:
     # The cap is on what the mutant may add: a parent that already maps gigabytes (torch
     # loaded in the same test session) must not leave the child unable to allocate at all.
     limit = _address_space_bytes() + mem_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sys.dont_write_bytecode = True
-    work = Path(tempfile.mkdtemp(prefix="aem-cr-"))
     try:
         dst = work / project.name
         shutil.copytree(project, dst, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
@@ -91,13 +90,15 @@ class ForkRunner:
     def run(self, overlay: dict[str, str] | None = None) -> RunResult:
         fd, out_path = tempfile.mkstemp(prefix="aem-cr-", suffix=".json")
         os.close(fd)
+        # Made (and removed) by the parent: a child killed at the timeout never runs its cleanup.
+        work = Path(tempfile.mkdtemp(prefix="aem-cr-"))
         t0 = time.perf_counter()
         pid = os.fork()
         if pid == 0:  # child
             code = 0
             try:
                 os.setpgid(0, 0)
-                _child(self.project, overlay or {}, out_path, self.mem_bytes)
+                _child(self.project, overlay or {}, out_path, self.mem_bytes, work)
             except BaseException:
                 code = 1
             os._exit(code)
@@ -124,4 +125,5 @@ class ForkRunner:
                 res.crashed = True
         finally:
             os.unlink(out_path)
+            shutil.rmtree(work, ignore_errors=True)
         return res
