@@ -55,7 +55,7 @@ from typing import Any
 import yaml
 
 from aem_train import config as config_mod
-from aem_train.config import Config, ConfigError
+from aem_train.config import Config, ConfigError, same_config
 from aem_train.report import ESTIMATORS, METHODS, discover, results_table, diff_table, run_name, summarize, write_report
 
 #: Env ids whose episodes run in Docker sandboxes.
@@ -477,12 +477,10 @@ def _config_changed(spec: BenchSpec, cell: CellPlan) -> bool:
         return False
     try:
         old = yaml.safe_load(saved.read_text()) or {}
-        new = cell_config(spec, cell, None).to_dict()
+        new = cell_config(spec, cell, None)
     except Exception:  # noqa: BLE001 - an unreadable config is "changed"
         return True
-    for d in (old, new):
-        d.get("model", {}).pop("path", None)
-    return old != new
+    return not same_config(old, new, ignore=("model.path",))
 
 
 def _term_as_interrupt():

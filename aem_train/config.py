@@ -53,6 +53,11 @@ class AlgoConfig:
     scope: str = "group"  # group | trajectory | batch
     direction: str = "normal"  # normal | reversed
     shuffle: bool = False
+    # The choices the AEM paper leaves open (modulation.py documents each; defaults = the spec's):
+    mean_over: str = "responses"  # responses | tokens: what alpha's mean of 1 is taken over
+    alpha_min: float = 0.0  # clip alpha to [alpha_min, alpha_max] after normalising; 0 = no bound
+    alpha_max: float = 0.0
+    renormalize: str = "none"  # none | scale | standardize the advantages after modulation
     empg_k: float = 1.0
     empg_k2: float = 1.0
     empg_zeta: float = 0.05
@@ -117,6 +122,8 @@ _CHOICES = {
     ("algo", "modulation"): ("none", "aem", "empg"),
     ("algo", "scope"): ("group", "trajectory", "batch"),
     ("algo", "direction"): ("normal", "reversed"),
+    ("algo", "mean_over"): ("responses", "tokens"),
+    ("algo", "renormalize"): ("none", "scale", "standardize"),
     ("ppo", "loss_agg"): ("token-mean", "response-mean"),
     ("env", "mode"): ("sync", "threads"),
 }
@@ -178,8 +185,15 @@ def validate(cfg: Config) -> Config:
         if v not in choices:
             raise ConfigError(f"{sec}.{key}={v!r} is not one of {', '.join(choices)}")
     a, p, e = cfg.algo, cfg.ppo, cfg.env
-    if a.modulation != "aem" and (a.shuffle or a.direction != "normal" or a.scope != "group"):
-        raise ConfigError("algo.scope/direction/shuffle are AEM ablations; set algo.modulation=aem to use them")
+    if a.modulation != "aem" and (a.shuffle or a.direction != "normal" or a.scope != "group"
+                                  or a.mean_over != "responses" or a.alpha_min or a.alpha_max):
+        raise ConfigError(
+            "algo.scope/direction/shuffle/mean_over/alpha_min/alpha_max are AEM options; set algo.modulation=aem to use them"
+        )
+    if a.modulation == "none" and a.renormalize != "none":
+        raise ConfigError("algo.renormalize acts after modulation; set algo.modulation=aem or empg")
+    if a.alpha_min < 0 or a.alpha_max < 0 or (a.alpha_max and a.alpha_min > a.alpha_max):
+        raise ConfigError("algo.alpha_min/alpha_max must be >= 0 (0 = no bound) with alpha_min <= alpha_max")
     if a.estimator in ("grpo", "rloo", "gigpo") and e.group_size < 2:
         raise ConfigError(f"algo.estimator={a.estimator} needs env.group_size >= 2 (a group baseline)")
     if not 0 < p.clip_low < 1 or not 0 < p.clip_high < 10:
@@ -238,6 +252,21 @@ def load(path: str | Path | None = None, overrides: list[str] | dict[str, Any] |
 
 def from_dict(data: dict[str, Any]) -> Config:
     return validate(apply(Config(), data))
+
+
+def same_config(saved: dict[str, Any], cfg: Config, ignore: tuple[str, ...] = ()) -> bool:
+    """Whether a saved config (a run's config.yaml) is ``cfg``: keys added since it was written
+    take their defaults, and ``ignore`` names ``section.key`` entries left out of the comparison."""
+    try:
+        old = from_dict(saved).to_dict()
+    except ConfigError:  # a key that no longer exists, a value no longer valid
+        return False
+    new = cfg.to_dict()
+    for name in ignore:
+        sec, key = name.split(".")
+        for d in (old, new):
+            d.get(sec, {}).pop(key, None)
+    return old == new
 
 
 def replace(cfg: Config, **updates: Any) -> Config:

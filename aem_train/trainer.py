@@ -31,7 +31,7 @@ import yaml
 
 import aem_envs
 from aem_train.advantages import compute_advantages, compute_gae
-from aem_train.config import Config
+from aem_train.config import Config, same_config
 from aem_train.evaluate import evaluate
 from aem_train.modulation import apply_modulation
 from aem_train.policy import (
@@ -417,7 +417,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         finished = (run_dir / "final.json").exists()
         # a finished run's figures are only "the result" of the config that produced them
         if saved.exists() and (finished or (run_dir / "checkpoints" / "latest").exists()):
-            if saved.read_text() != yaml.safe_dump(cfg.to_dict(), sort_keys=False):
+            if not same_config(yaml.safe_load(saved.read_text()) or {}, cfg):
                 raise ValueError(f"{run_dir} holds a run with a different config; use a new train.run_dir or delete it")
         if finished:
             return json.loads((run_dir / "final.json").read_text())
@@ -496,7 +496,9 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
                 rows, base, cfg.algo.modulation,
                 scope=cfg.algo.scope if cfg.algo.modulation == "aem" else None,
                 lam=cfg.algo.lam, range_guard=cfg.algo.range_guard, direction=cfg.algo.direction,
-                shuffle=cfg.algo.shuffle, rng=rng,
+                shuffle=cfg.algo.shuffle, rng=rng, mean_over=cfg.algo.mean_over,
+                clip=(cfg.algo.alpha_min, cfg.algo.alpha_max or np.inf) if cfg.algo.alpha_min or cfg.algo.alpha_max else None,
+                renormalize=cfg.algo.renormalize,
                 empg_k=cfg.algo.empg_k, empg_k2=cfg.algo.empg_k2, empg_zeta=cfg.algo.empg_zeta,
             )
             mod_s = time.perf_counter() - t_mod

@@ -208,6 +208,52 @@ def test_config_errors():
         load("/no/such.yaml")
 
 
+def test_aem_open_choices_are_config_options_and_old_configs_still_match():
+    from aem_train.config import same_config
+
+    cfg = load(None, ["algo.modulation=aem", "algo.mean_over=tokens", "algo.alpha_min=0.5",
+                      "algo.alpha_max=1.5", "algo.renormalize=scale"])
+    assert (cfg.algo.mean_over, cfg.algo.alpha_min, cfg.algo.alpha_max, cfg.algo.renormalize) == ("tokens", 0.5, 1.5, "scale")
+    with pytest.raises(ConfigError, match="AEM options"):
+        load(None, ["algo.alpha_max=1.5"])  # modulation none
+    with pytest.raises(ConfigError, match="renormalize"):
+        load(None, ["algo.renormalize=scale"])
+    with pytest.raises(ConfigError, match="alpha_min <= alpha_max"):
+        load(None, ["algo.modulation=aem", "algo.alpha_min=2", "algo.alpha_max=1"])
+    with pytest.raises(ConfigError, match="not one of"):
+        load(None, ["algo.modulation=aem", "algo.mean_over=words"])
+    # A run's config.yaml written before a key existed is the same config (the key at its default).
+    base = load(None, ["algo.modulation=aem"])
+    saved = base.to_dict()
+    del saved["algo"]["renormalize"], saved["algo"]["alpha_max"]
+    assert same_config(saved, base)
+    assert not same_config(saved, load(None, ["algo.modulation=aem", "algo.lam=2"]))
+    assert same_config(saved, load(None, ["algo.modulation=aem", "train.run_dir=elsewhere"]), ignore=("train.run_dir",))
+    saved["algo"]["no_such_key"] = 1
+    assert not same_config(saved, base)
+
+
+def test_aem_options_reach_the_modulation_in_a_run(tiny_model, tmp_path, monkeypatch):
+    import aem_train.trainer as T
+
+    seen = []
+    real = T.apply_modulation
+
+    def spy(*a, **k):
+        adv, alpha = real(*a, **k)
+        seen.append((k, np.asarray(alpha)))
+        return adv, alpha
+
+    monkeypatch.setattr(T, "apply_modulation", spy)
+    over = {"train.iterations": 1, "train.eval_every": 1, "train.save_final_model": False, "algo.modulation": "aem",
+            "algo.range_guard": 0.0, "algo.alpha_min": 0.9, "algo.alpha_max": 1.1, "algo.mean_over": "tokens",
+            "algo.renormalize": "standardize"}
+    train(_cfg(tiny_model, tmp_path / "r", **over), progress=False)
+    (kw, alpha), = seen
+    assert kw["clip"] == (0.9, 1.1) and kw["mean_over"] == "tokens" and kw["renormalize"] == "standardize"
+    assert alpha.min() >= 0.9 - 1e-12 and alpha.max() <= 1.1 + 1e-12 and alpha.std() > 0
+
+
 def test_missing_model_is_one_line_error(tmp_path):
     cfg = _cfg(str(tmp_path / "nope" / "model"), tmp_path / "r")
     with pytest.raises(FileNotFoundError, match="init-model"):
