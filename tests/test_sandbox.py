@@ -615,6 +615,34 @@ def test_sigterm_closes_sandboxes():
     assert containers_left_after_sigterm([PY, "-c", _HOLDER, _image()]) == []
 
 
+_MID_START_HOLDER = textwrap.dedent(
+    """
+    import sys, threading, time
+    import docker.models.containers as dc
+    from aem_envs.sandbox import lifecycle
+    from aem_envs.sandbox.config import SandboxConfig
+    from aem_envs.sandbox.docker_sandbox import DockerSandbox
+    real_start = dc.Container.start
+    def slow_start(self, *a, **k):
+        print("ready", flush=True)  # the daemon has created the container: SIGTERM lands now
+        time.sleep(2)
+        return real_start(self, *a, **k)
+    dc.Container.start = slow_start
+    lifecycle.install_hooks()  # main thread, as pool and env constructors do
+    threading.Thread(target=lambda: DockerSandbox(SandboxConfig(image=sys.argv[1])), daemon=True).start()
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.docker
+@docker_only
+def test_sigterm_during_another_threads_container_start_leaks_nothing():
+    # CI once left one container: SIGTERM arrived while a worker thread's container was being
+    # created, and the process died before that thread could register or remove it.
+    assert containers_left_after_sigterm([PY, "-c", _MID_START_HOLDER, _image()]) == []
+
+
 _POOL_HOLDER = textwrap.dedent(
     """
     import sys, time

@@ -149,7 +149,7 @@ class DockerSandbox(Sandbox):
         labels = lifecycle.owner_labels(cfg.ttl, cfg.image)
         kwargs = cfg.run_kwargs(lifecycle.swap_supported())
         lifecycle.ensure_image(cfg.image)  # never let the SDK fall back to a registry pull
-        with lifecycle.START_SEMAPHORE:
+        with lifecycle.creating(), lifecycle.START_SEMAPHORE:
             if lifecycle.shutting_down():
                 raise SandboxError("the process is exiting; no new sandboxes are created")
             try:
@@ -176,11 +176,11 @@ class DockerSandbox(Sandbox):
                 raise SandboxError(f"the Docker daemon refused to start a sandbox: {_one_line(e)}") from None
             except (requests.exceptions.ConnectionError, OSError) as e:
                 raise lifecycle.daemon_down_error(e) from None
-        lifecycle.register_live(self)
-        if lifecycle.shutting_down():  # lost the race with interpreter exit: do not leak it
-            self.container = c
-            self.close()
-            raise SandboxError("the process is exiting; no new sandboxes are created")
+            lifecycle.register_live(self)
+            if lifecycle.shutting_down():  # lost the race with exit or SIGTERM: do not leak it
+                self.container = c
+                self.close()
+                raise SandboxError("the process is exiting; no new sandboxes are created")
         return c
 
     @property

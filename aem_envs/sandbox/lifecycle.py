@@ -36,6 +36,9 @@ _atexit_installed = False
 _signals_installed = False
 _reaped_once = False
 _shutting_down = False
+# Threads inside a container create/start (see creating()): the signal handler waits for them.
+_creating: dict[int, int] = {}
+_creating_cv = threading.Condition()
 #: Bounds concurrent container creation (a burst of starts overloads the daemon).
 START_SEMAPHORE = threading.BoundedSemaphore(int(os.environ.get("AEM_SANDBOX_MAX_STARTS", "4")))
 
@@ -170,6 +173,35 @@ def daemon_down_error(e: BaseException) -> DaemonDown:
     return DaemonDown(f"the Docker daemon does not answer ({msg}); start it: bash scripts/engine.sh (or: dockerd &)")
 
 
+class creating:
+    """Marks the current thread as creating a container until the block ends.
+
+    On SIGTERM the handler waits (bounded) for other threads' creations to finish: a container
+    the daemon is still making when the process dies has no owner left to remove it (a pool's
+    filler thread made one that outlived the process in CI). A creation that ends after the
+    handler set ``shutting_down()`` removes its own container.
+    """
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with _creating_cv:
+            _creating[me] = _creating.get(me, 0) + 1
+
+    def __exit__(self, *exc: Any) -> None:
+        me = threading.get_ident()
+        with _creating_cv:
+            _creating[me] -= 1
+            if not _creating[me]:
+                del _creating[me]
+            _creating_cv.notify_all()
+
+
+def _wait_for_other_creations(timeout: float) -> None:
+    me = threading.get_ident()
+    with _creating_cv:
+        _creating_cv.wait_for(lambda: not (set(_creating) - {me}), timeout=timeout)
+
+
 def close_all() -> int:
     """Close every live sandbox of this process; returns how many were closed."""
     with _live_lock:
@@ -190,6 +222,7 @@ def _chain_signal(sig: signal.Signals) -> None:
     def handler(signum, frame):
         global _shutting_down
         _shutting_down = True
+        _wait_for_other_creations(timeout=30.0)  # they see shutting_down and remove their own
         close_all()
         if callable(prev):
             prev(signum, frame)
