@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -290,7 +291,11 @@ class Policy:
                 target_modules=lora.target_modules,
                 task_type="CAUSAL_LM",
             )
-            model = get_peft_model(model, cfg)
+            with warnings.catch_warnings():
+                # peft reads transformers' deprecated `is_gradient_checkpointing` (one FutureWarning
+                # per model); nothing for a user to act on.
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                model = get_peft_model(model, cfg)
             if reference not in ("auto", "none"):
                 raise ValueError(f"reference={reference!r} with LoRA; the reference is the adapter-disabled model, use 'auto'")
         elif reference in ("auto", "cpu"):
