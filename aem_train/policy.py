@@ -85,13 +85,13 @@ class GenerationSettings:
             raise ValueError(f"max_new_tokens={self.max_new_tokens} must be >= 1")
         if not self.greedy and self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be > 0; use greedy=True for argmax")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p} must be in (0, 1]")
 
     @property
     def scoring_temperature(self) -> float:
         """The temperature whose distribution produced the samples (1 for greedy decoding)."""
         return 1.0 if self.greedy else self.temperature
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p} must be in (0, 1]")
 
 
 def pick_device(device: str = "auto") -> torch.device:

@@ -239,6 +239,14 @@ def test_generate_left_padding_equals_unbatched_greedy(policy):
     assert batched == alone
 
 
+def test_generation_settings_reject_bad_values():
+    for bad in ({"max_new_tokens": 0}, {"temperature": 0.0}, {"top_p": 0.0}, {"top_p": 1.5}):
+        with pytest.raises(ValueError, match="must be"):
+            GenerationSettings(**bad)
+    assert GenerationSettings(temperature=0.0, greedy=True).scoring_temperature == 1.0
+    assert GenerationSettings(temperature=0.7).scoring_temperature == 0.7
+
+
 def test_prompt_too_long_is_a_clear_error(policy):
     too_long = [[7] * policy.model.config.max_position_embeddings]
     with pytest.raises(ValueError, match="window"):
