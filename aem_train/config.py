@@ -66,6 +66,13 @@ class AlgoConfig:
     gigpo_weight: float = 1.0
     std_normalize: bool = True  # grpo and gigpo: divide by the group std (false = Dr.GRPO-style mean only)
 
+    @property
+    def alpha_clip(self) -> tuple[float, float] | None:
+        """``alpha_min``/``alpha_max`` as the modulation's ``clip`` (None when neither is set)."""
+        if not (self.alpha_min or self.alpha_max):
+            return None
+        return (self.alpha_min, self.alpha_max or float("inf"))
+
 
 @dataclass
 class PPOConfig:

@@ -324,7 +324,7 @@ class Policy:
         names (Llama-3 stops at ``<|eot_id|>`` and ``<|end_of_text|>``; a base model's tokenizer
         EOS may differ from its chat template's turn end). Sampling ignores the rest of that
         config, so these are read once here."""
-        hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+        hf = _unwrapped(model)
         extra = getattr(getattr(hf, "generation_config", None), "eos_token_id", None)
         extra = [extra] if isinstance(extra, int) else list(extra or [])
         return tuple(dict.fromkeys([eos, *(int(t) for t in extra)]))
@@ -560,6 +560,11 @@ class Policy:
         return sum(p.numel() for p in self.model.parameters())
 
 
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside a PEFT wrapper (the model itself when not wrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 @contextmanager
 def _blank_generation_defaults(model: torch.nn.Module):
     """Hide the checkpoint's ``generation_config`` (e.g. repetition_penalty=1.05) during ``generate``.
@@ -569,7 +574,7 @@ def _blank_generation_defaults(model: torch.nn.Module):
     """
     from transformers import GenerationConfig
 
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hf = _unwrapped(model)
     saved = getattr(hf, "generation_config", None)
     hf.generation_config = GenerationConfig()
     try:
@@ -586,7 +591,7 @@ _PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral"})
 
 def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
     """The decoder stack and the LM head of a plain-head causal LM (LoRA-wrapped or not)."""
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hf = _unwrapped(model)
     if getattr(getattr(hf, "config", None), "model_type", None) not in _PLAIN_HEAD_MODEL_TYPES:
         return None
     head = hf.get_output_embeddings()

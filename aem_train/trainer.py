@@ -497,7 +497,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
                 scope=cfg.algo.scope if cfg.algo.modulation == "aem" else None,
                 lam=cfg.algo.lam, range_guard=cfg.algo.range_guard, direction=cfg.algo.direction,
                 shuffle=cfg.algo.shuffle, rng=rng, mean_over=cfg.algo.mean_over,
-                clip=(cfg.algo.alpha_min, cfg.algo.alpha_max or np.inf) if cfg.algo.alpha_min or cfg.algo.alpha_max else None,
+                clip=cfg.algo.alpha_clip,
                 renormalize=cfg.algo.renormalize,
                 empg_k=cfg.algo.empg_k, empg_k2=cfg.algo.empg_k2, empg_zeta=cfg.algo.empg_zeta,
             )

@@ -28,6 +28,7 @@ reports both, which also checks the estimate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import tempfile
@@ -136,14 +137,9 @@ def run_benchmark(args: argparse.Namespace, work: str) -> None:
     })
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    tracker = None
-    if args.track_tensors:
-        tracker = LiveTensorPeak()
+    tracker = LiveTensorPeak() if args.track_tensors else None
     t1 = time.perf_counter()
-    if tracker is not None:
-        with tracker:
-            train(run, resume=False, progress=False)
-    else:
+    with tracker or contextlib.nullcontext():
         train(run, resume=False, progress=False)
     iter_s = time.perf_counter() - t1
     recs = [json.loads(x) for x in open(os.path.join(work, "run", "metrics.jsonl"))]

@@ -17,6 +17,8 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aem_envs.sandbox.errors import DaemonDown, DockerMissing
@@ -173,7 +175,8 @@ def daemon_down_error(e: BaseException) -> DaemonDown:
     return DaemonDown(f"the Docker daemon does not answer ({msg}); start it: bash scripts/engine.sh (or: dockerd &)")
 
 
-class creating:
+@contextmanager
+def creating() -> Iterator[None]:
     """Marks the current thread as creating a container until the block ends.
 
     On SIGTERM the handler waits (bounded) for other threads' creations to finish: a container
@@ -181,14 +184,12 @@ class creating:
     filler thread made one that outlived the process in CI). A creation that ends after the
     handler set ``shutting_down()`` removes its own container.
     """
-
-    def __enter__(self) -> None:
-        me = threading.get_ident()
-        with _creating_cv:
-            _creating[me] = _creating.get(me, 0) + 1
-
-    def __exit__(self, *exc: Any) -> None:
-        me = threading.get_ident()
+    me = threading.get_ident()
+    with _creating_cv:
+        _creating[me] = _creating.get(me, 0) + 1
+    try:
+        yield
+    finally:
         with _creating_cv:
             _creating[me] -= 1
             if not _creating[me]:
