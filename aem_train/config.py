@@ -42,6 +42,8 @@ class RolloutConfig:
     temperature: float = 1.0  # also the temperature of every scoring pass (the behaviour policy)
     top_p: float = 1.0  # < 1 truncates sampling, which scoring does not model: keep 1 for RL
     max_new_tokens: int = 24
+    max_prompt_tokens: int = 0  # 0 = the model's positions - max_new_tokens; also sizes the preflight
+    prompt_overflow: str = "truncate"  # truncate (oldest turns, then the middle) | error (rollout.py)
 
 
 @dataclass
@@ -106,6 +108,9 @@ class TrainConfig:
     checkpoint_every: int = 5
     log_trajectories: bool = True
     save_final_model: bool = True  # an HF directory in run_dir/final_model (3 GB per cell at 1.5B)
+    # Every pass once with the longest possible row before iteration 1 (preflight.py). auto = on
+    # a GPU only: on CPU an out-of-memory is the kernel's kill, which no check can turn into an error.
+    preflight: str = "auto"  # auto | always | never
 
 
 @dataclass
@@ -133,6 +138,8 @@ _CHOICES = {
     ("algo", "renormalize"): ("none", "scale", "standardize"),
     ("ppo", "loss_agg"): ("token-mean", "response-mean"),
     ("env", "mode"): ("sync", "threads"),
+    ("rollout", "prompt_overflow"): ("truncate", "error"),
+    ("train", "preflight"): ("auto", "always", "never"),
 }
 
 
@@ -224,6 +231,10 @@ def validate(cfg: Config) -> Config:
     if cfg.model.lora_dropout != 0:
         raise ConfigError("model.lora_dropout must be 0: the learner runs the model in eval mode so its update "
                           "forward equals the scoring forward, and dropout would never apply")
+    if cfg.rollout.max_prompt_tokens < 0:
+        raise ConfigError("rollout.max_prompt_tokens must be >= 0 (0 = the model's positions - max_new_tokens)")
+    if cfg.rollout.max_new_tokens < 1:
+        raise ConfigError("rollout.max_new_tokens must be >= 1")
     for k in ("groups", "group_size", "window"):
         if getattr(e, k) < (0 if k == "window" else 1):
             raise ConfigError(f"env.{k} must be positive")

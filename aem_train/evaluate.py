@@ -31,6 +31,7 @@ class EvalResult:
     temperature: float
     seed: int
     seconds: float
+    truncated_prompts: int = 0  # prompts fitted to the prompt limit (rollout.py)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,6 +43,7 @@ class EvalResult:
             f"success {self.success_rate:.1%}, reward {self.mean_reward:.3f}, "
             f"turns {self.mean_turns:.2f}, invalid {self.invalid_action_rate:.1%}"
             + (f", {self.dropped_infra} dropped (infra)" if self.dropped_infra else "")
+            + (f", {self.truncated_prompts} prompts truncated" if self.truncated_prompts else "")
             + f" ({self.seconds:.1f} s)"
         )
 
@@ -68,6 +70,8 @@ def evaluate(
     top_p: float = 1.0,
     max_new_tokens: int = 24,
     window: int = 1,
+    max_prompt_tokens: int = 0,
+    prompt_overflow: str = "truncate",
     seed: int = 0,
     batch_size: int = 64,
     env_kwargs: dict[str, Any] | None = None,
@@ -84,12 +88,15 @@ def evaluate(
         ),
         window=window,
         score=False,
+        max_prompt_tokens=max_prompt_tokens,
+        prompt_overflow=prompt_overflow,
     )
-    succ, rets, turns, invalid, dropped = [], [], [], 0, 0
+    succ, rets, turns, invalid, dropped, cut = [], [], [], 0, 0, 0
     for b, start in enumerate(range(0, n, batch_size)):
         chunk = tasks[start : start + batch_size]
         with aem_envs.make_vec(env_id, num_tasks=len(chunk), group_size=1, split=split, **env_kwargs) as venv:
             res = collect(policy, venv, cfg, seed=seed * 1_000_003 + b, task_ids=chunk)
+        cut += res.stats.truncated_prompts
         for t in res.trajectories:
             if t.dropped is not None:
                 dropped += 1
@@ -112,6 +119,7 @@ def evaluate(
         temperature=temperature,
         seed=seed,
         seconds=time.perf_counter() - t0,
+        truncated_prompts=cut,
     )
 
 

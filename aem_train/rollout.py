@@ -12,6 +12,14 @@ Old-policy log-probs and full-vocabulary entropies come from one scoring forward
 (:meth:`Policy.score`, at the sampling temperature) after the episodes end — the same function
 the trainer differentiates — not from the sampler's processed scores.
 
+Prompt length: a prompt longer than ``max_prompt_tokens`` (default: the model's positions
+minus ``max_new_tokens``) either raises :class:`PromptTooLong` (``prompt_overflow="error"``) or
+is fitted (``"truncate"``, the default): the oldest history turns in the window go first, one at
+a time, and if the system prompt + instruction + current observation alone are still too long
+the middle of the token ids is cut (the head holds the system prompt and task, the tail the
+latest observation and the opened assistant turn). Fitted prompts are counted in
+``RolloutStats.truncated_prompts`` and logged, so a run that crops its prompts says so.
+
 Failures: a step whose ``info["error_kind"] == "infra"`` drops its whole trajectory from the
 rows (counted in :class:`RolloutStats`); an exception raised inside one env's ``reset`` or
 ``step`` is turned into such an infra failure for that env alone, so it never kills the
@@ -30,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aem_envs.chat import ChatView
+from aem_envs.chat import ChatView, chat_messages
 from aem_envs.vector import TextVecEnv
 from aem_train.policy import GenerationSettings, Policy
 from aem_train.rows import Row
@@ -43,6 +51,56 @@ class RolloutConfig:
     score: bool = True  # compute old log-probs/entropies (evaluation skips it: arrays are NaN)
     score_max_tokens: int = 16384  # padded tokens per scoring chunk (bounds memory)
     max_turn_loops: int = 10_000  # safety stop for envs whose episodes never end
+    max_prompt_tokens: int = 0  # 0 = the model's positions - max_new_tokens (no limit if it has none)
+    prompt_overflow: str = "truncate"  # truncate | error (module docstring)
+
+    def __post_init__(self) -> None:
+        if self.prompt_overflow not in ("truncate", "error"):
+            raise ValueError(f"prompt_overflow={self.prompt_overflow!r} must be 'truncate' or 'error'")
+        if self.max_prompt_tokens < 0:
+            raise ValueError(f"max_prompt_tokens={self.max_prompt_tokens} must be >= 0 (0 = the model's limit)")
+
+
+class PromptTooLong(ValueError):
+    """A prompt exceeds ``max_prompt_tokens`` under ``prompt_overflow="error"``."""
+
+
+def prompt_limit(policy: Policy, cfg: RolloutConfig) -> int | None:
+    """The longest prompt (tokens) a rollout may feed the model, or None when unbounded."""
+    positions = getattr(getattr(policy.model, "config", None), "max_position_embeddings", None)
+    room = None if positions is None else positions - cfg.generation.max_new_tokens
+    if room is not None and room < 1:
+        raise ValueError(
+            f"max_new_tokens={cfg.generation.max_new_tokens} leaves no room for a prompt in the model's "
+            f"{positions} positions; lower rollout.max_new_tokens"
+        )
+    if cfg.max_prompt_tokens:
+        if room is not None and cfg.max_prompt_tokens > room:
+            raise ValueError(
+                f"max_prompt_tokens={cfg.max_prompt_tokens} + max_new_tokens={cfg.generation.max_new_tokens} "
+                f"exceeds the model's {positions} positions; lower rollout.max_prompt_tokens to <= {room}"
+            )
+        return cfg.max_prompt_tokens
+    return room
+
+
+def fit_prompt(policy: Policy, view: ChatView, limit: int | None, overflow: str = "truncate") -> tuple[list[int], bool]:
+    """``view``'s prompt ids within ``limit`` tokens, and whether anything had to be cut."""
+    ids = policy.encode_prompt(view.messages())
+    if limit is None or len(ids) <= limit:
+        return ids, False
+    if overflow == "error":
+        raise PromptTooLong(
+            f"a prompt of {len(ids)} tokens exceeds rollout.max_prompt_tokens={limit}; raise it (within the "
+            f"model's positions), lower env.window, or set rollout.prompt_overflow=truncate"
+        )
+    kept = min(view.window, len(view.history))
+    for w in range(kept - 1, -1, -1):  # drop the oldest turns of the window first
+        ids = policy.encode_prompt(chat_messages(view.system_prompt, view.instruction, view.history, view.observation, w))
+        if len(ids) <= limit:
+            return ids, True
+    head = limit // 2
+    return ids[:head] + ids[len(ids) - (limit - head):], True
 
 
 @dataclass
@@ -71,6 +129,7 @@ class RolloutStats:
     mean_turns: float = 0.0
     invalid_action_rate: float = 0.0  # invalid turns / turns, kept trajectories
     truncated_responses: int = 0  # responses that hit max_new_tokens without EOS
+    truncated_prompts: int = 0  # prompts fitted to max_prompt_tokens (module docstring)
     prompt_tokens: int = 0
     response_tokens: int = 0
     mean_prompt_tokens: float = 0.0
@@ -210,6 +269,7 @@ def _collect(
         else:
             view.reset(env.instruction, observations[i])
     pending: list[list[Row]] = [[] for _ in range(n)]
+    limit = prompt_limit(policy, cfg)
 
     loops = 0
     while not vec_env.all_done:
@@ -219,7 +279,11 @@ def _collect(
                 f"episodes still running after {cfg.max_turn_loops} turns; give the env a max_turns"
             )
         active = [i for i in range(n) if not vec_env.done[i]]
-        prompts = [policy.encode_prompt(views[i].messages()) for i in active]
+        prompts = []
+        for i in active:
+            ids, cut = fit_prompt(policy, views[i], limit, cfg.prompt_overflow)
+            prompts.append(ids)
+            stats.truncated_prompts += int(cut)
         t0 = time.perf_counter()
         responses = policy.generate(prompts, cfg.generation)
         stats.generate_seconds += time.perf_counter() - t0
@@ -307,4 +371,4 @@ def _collect(
     return RolloutResult(rows, trajs, stats)
 
 
-__all__ = ["RolloutConfig", "RolloutResult", "RolloutStats", "TrajectoryInfo", "collect", "guarded_envs"]
+__all__ = ["PromptTooLong", "RolloutConfig", "fit_prompt", "prompt_limit", "RolloutResult", "RolloutStats", "TrajectoryInfo", "collect", "guarded_envs"]

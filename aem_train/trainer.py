@@ -38,7 +38,8 @@ from aem_train.policy import (
     GenerationSettings, LoraSettings, Policy, activation_checkpointing, build_response_batch, length_chunks,
 )
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
-from aem_train.rollout import RolloutConfig, collect
+from aem_train.preflight import preflight
+from aem_train.rollout import RolloutConfig, collect, prompt_limit
 from aem_train.rows import Row
 
 EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
@@ -332,6 +333,7 @@ def _batch_metrics(rows: list[Row], stats, base: np.ndarray, alpha: np.ndarray, 
         "train/rows": len(rows),
         "train/repetition_rate": repeats / max(1, len(rows)),
         "train/truncated_responses": stats.truncated_responses,
+        "train/truncated_prompts": stats.truncated_prompts,
         "entropy/token_mean": float(tok_ent.mean()),
         "entropy/response_mean": float(hbar.mean()) if len(hbar) else 0.0,
         "entropy/response_std": float(hbar.std()) if len(hbar) else 0.0,
@@ -395,6 +397,7 @@ def run_eval(policy: Policy, cfg: Config) -> dict[str, float]:
         policy, cfg.env.id, split="test", n=cfg.train.eval_tasks,
         greedy=cfg.train.eval_temperature == 0, temperature=cfg.train.eval_temperature or 1.0,
         max_new_tokens=cfg.rollout.max_new_tokens, window=cfg.env.window,
+        max_prompt_tokens=cfg.rollout.max_prompt_tokens, prompt_overflow=cfg.rollout.prompt_overflow,
         seed=cfg.train.seed + EVAL_SEED_OFFSET, env_kwargs=cfg.env.kwargs,
     )
     return {
@@ -403,7 +406,28 @@ def run_eval(policy: Policy, cfg: Config) -> dict[str, float]:
         "eval/turns_mean": r.mean_turns,
         "eval/invalid_rate": r.invalid_action_rate,
         "eval/seconds": r.seconds,
+        "eval/truncated_prompts": r.truncated_prompts,
     }
+
+
+def run_preflight(
+    policy: Policy, cfg: Config, rollout_cfg: RolloutConfig, optimizer: torch.optim.Optimizer,
+    value_head: ValueHead | None,
+) -> dict[str, float]:
+    """:func:`aem_train.preflight.preflight` at this config's worst case; its metrics (logged
+    with iteration 0), or ``{}`` when no prompt limit bounds the rows."""
+    limit = prompt_limit(policy, rollout_cfg)
+    if limit is None:
+        print("preflight skipped: the model declares no max_position_embeddings; set rollout.max_prompt_tokens")
+        return {}
+    res = preflight(
+        policy, prompt_tokens=limit, response_tokens=cfg.rollout.max_new_tokens,
+        rollout_rows=cfg.env.groups * cfg.env.group_size, score_max_tokens=rollout_cfg.score_max_tokens,
+        token_budget=cfg.ppo.token_budget, temperature=cfg.rollout.temperature,
+        optimizer=optimizer, value_head=value_head,
+    )
+    print(res.summary())
+    return res.metrics()
 
 
 def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, Any]:
@@ -434,6 +458,18 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
     optimizer = torch.optim.AdamW(params, lr=cfg.ppo.lr, weight_decay=cfg.ppo.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
+    rollout_cfg = RolloutConfig(
+        generation=GenerationSettings(
+            max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p
+        ),
+        window=cfg.env.window,
+        max_prompt_tokens=cfg.rollout.max_prompt_tokens,
+        prompt_overflow=cfg.rollout.prompt_overflow,
+    )
+    # 0. the longest possible row through every pass, so an OOM comes now, not at iteration 87
+    wanted = t.preflight == "always" or (t.preflight == "auto" and policy.device.type == "cuda")
+    checked = run_preflight(policy, cfg, rollout_cfg, optimizer, value_head) if wanted else {}
+
     start, wall_before = 0, 0.0
     state = load_checkpoint(run_dir, policy, optimizer, scheduler, value_head) if resume else None
     if state is not None:
@@ -451,15 +487,9 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
     t_run = time.perf_counter() - wall_before
 
     if start == 0:
-        log.metrics({"iteration": 0, "time_s": 0.0, **run_eval(policy, cfg)})
+        log.metrics({"iteration": 0, "time_s": 0.0, **checked, **run_eval(policy, cfg)})
 
     vec = aem_envs.make_vec(cfg.env.id, cfg.env.groups, cfg.env.group_size, mode=cfg.env.mode, **cfg.env.kwargs)
-    rollout_cfg = RolloutConfig(
-        generation=GenerationSettings(
-            max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p
-        ),
-        window=cfg.env.window,
-    )
     bar = _progress(progress, t.iterations, start)
     last: dict[str, Any] = {}
     try:

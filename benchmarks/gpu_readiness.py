@@ -11,7 +11,10 @@ the memory and time figures are those of the real model on household-length prom
     python benchmarks/gpu_readiness.py --track-tensors # CPU: bf16 + checkpointing as on the GPU,
                                                        # peak of live tensor memory counted op by op
 
-Goal (issue "Learner II"): peak GPU memory of one iteration fits 24 GB.
+Goal (issue "Learner II"): peak GPU memory of one iteration fits 24 GB. On a GPU the script
+also runs the learner's start-up preflight (aem_train/preflight.py) at the paper preset's worst
+case (128 rollout rows, rows of 2,048 prompt + 512 response tokens, 16,384-token update
+micro-batches) and reports that peak too: the figure that decides whether the paper's setting fits.
 
 Measured on a 2-core CPU with ``--track-tensors`` (Nov 2026): 28 layers, 8 rows, one iteration
 (eval, rollout, scoring, reference, update): peak of live tensors 4.46 GB (bf16 weights are
@@ -92,6 +95,9 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=4)
     ap.add_argument("--max-turns", type=int, default=4)
+    ap.add_argument("--paper-preflight", choices=("auto", "yes", "no"), default="auto",
+                    help="also run aem_train.preflight at the paper preset's worst case "
+                         "(128 rows of 2,048 prompt + 512 response tokens; auto = on a GPU only)")
     ap.add_argument("--track-tensors", action="store_true",
                     help="count live tensor memory op by op (bf16 + checkpointing on any device)")
     ap.add_argument("--json", action="store_true")
@@ -133,7 +139,7 @@ def run_benchmark(args: argparse.Namespace, work: str) -> None:
         "ppo": {"kl_coef": 0.01, "token_budget": 16384},
         "rollout": {"max_new_tokens": 24},
         "train": {"iterations": 1, "eval_every": 1, "eval_tasks": 2, "run_dir": os.path.join(work, "run"),
-                  "save_final_model": False},
+                  "save_final_model": False, "preflight": "never"},  # the iteration's own peak; the worst case below
     })
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -164,8 +170,33 @@ def run_benchmark(args: argparse.Namespace, work: str) -> None:
           f"peak memory {figures['peak_memory_gb']} GB" + (" (process RSS)" if not cuda else ""))
     if tracker is not None:
         print(f"  peak of live tensors (bf16, checkpointing): {figures['tensor_peak_gb']} GB")
+    if args.paper_preflight == "yes" or (args.paper_preflight == "auto" and cuda):
+        figures.update(paper_worst_case(run, cuda))
+        print(f"  paper preset's worst case (preflight: {PAPER['rollout_rows']} rows x "
+              f"{PAPER['prompt_tokens']}+{PAPER['response_tokens']} tokens, update budget {PAPER['token_budget']}): "
+              f"peak {figures['paper_preflight_peak_gb'] or '(needs a GPU)'} GB, {figures['paper_preflight_seconds']} s")
     if args.json:
         print(json.dumps(figures))
+
+
+#: aem_train/presets/paper.yaml: env.groups x group_size rows, rollout/ppo sizes.
+PAPER = dict(rollout_rows=16 * 8, prompt_tokens=2048, response_tokens=512, token_budget=16384, score_max_tokens=16384)
+
+
+def paper_worst_case(run, cuda: bool) -> dict:
+    """aem_train.preflight with the paper preset's longest possible rows, on the same model."""
+    from aem_train.preflight import preflight
+    from aem_train.trainer import load_policy
+
+    policy = load_policy(run)
+    policy.model.eval()
+    opt = torch.optim.AdamW([p for p in policy.model.parameters() if p.requires_grad], lr=1e-5)
+    res = preflight(policy, temperature=1.0, optimizer=opt, **PAPER)
+    out = {"paper_preflight_seconds": round(res.seconds, 1)}
+    out["paper_preflight_peak_gb"] = round(res.peak_memory_mb / 1024, 2) if cuda else None
+    if cuda:
+        out["paper_preflight_fits_24gb"] = res.peak_memory_mb / 1024 <= 24
+    return out
 
 
 if __name__ == "__main__":
