@@ -48,6 +48,9 @@ class EvalResult:
         )
 
 
+EVAL_BATCH = 64  # episodes played side by side (one batched generate per turn)
+
+
 def eval_task_ids(env_id: str, split: str, n: int, seed: int, **env_kwargs: Any) -> list[str]:
     """``n`` task ids of ``split`` drawn without replacement by ``seed`` (cycled if n > len)."""
     env = aem_envs.make(env_id, split=split, **env_kwargs)
@@ -73,7 +76,7 @@ def evaluate(
     max_prompt_tokens: int = 0,
     prompt_overflow: str = "truncate",
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int = EVAL_BATCH,
     env_kwargs: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Play ``n`` episodes of ``split`` (one per task) and aggregate them."""

@@ -32,7 +32,7 @@ import yaml
 import aem_envs
 from aem_train.advantages import compute_advantages, compute_gae
 from aem_train.config import Config, same_config
-from aem_train.evaluate import evaluate
+from aem_train.evaluate import EVAL_BATCH, evaluate
 from aem_train.modulation import apply_modulation
 from aem_train.policy import (
     GenerationSettings, LoraSettings, Policy, activation_checkpointing, build_response_batch, length_chunks,
@@ -422,7 +422,9 @@ def run_preflight(
         return {}
     res = preflight(
         policy, prompt_tokens=limit, response_tokens=cfg.rollout.max_new_tokens,
-        rollout_rows=cfg.env.groups * cfg.env.group_size, score_max_tokens=rollout_cfg.score_max_tokens,
+        # evaluation generates for up to EVAL_BATCH episodes at once, which can exceed the rollout's rows
+        rollout_rows=max(cfg.env.groups * cfg.env.group_size, min(cfg.train.eval_tasks, EVAL_BATCH)),
+        score_max_tokens=rollout_cfg.score_max_tokens,
         token_budget=cfg.ppo.token_budget, temperature=cfg.rollout.temperature,
         optimizer=optimizer, value_head=value_head,
     )

@@ -170,7 +170,7 @@ def test_a_run_with_the_preflight_is_the_same_run(model_dir, tmp_path):
         return [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
 
     on, off = recs(tmp_path / "on"), recs(tmp_path / "off")
-    assert on[0]["preflight/row_tokens"] == 166 and on[0]["preflight/update_rows"] == 8192 // 166
+    assert on[0]["preflight/row_tokens"] == 166 and on[0]["preflight/generate_rows"] == 4 and on[0]["preflight/update_rows"] == 8192 // 166
     assert "preflight/row_tokens" not in off[0]
 
     def same(r):
