@@ -4,8 +4,17 @@ Grading never touches the agent's sandbox: a new sandbox gets the task's startin
 the held-out tests, the agent's diff minus any change to protected files (tests, pytest
 config) and minus new top-level modules that would shadow pytest or the standard library
 (``pytest.py`` at the root would run instead of the tests), then ``test_patch``; the
-FAIL_TO_PASS and PASS_TO_PASS tests run and every node id is read from pytest's ``-rA`` report. A test that is not reported as passed counts as failed,
-so an agent that makes pytest crash or exit early gains nothing.
+FAIL_TO_PASS and PASS_TO_PASS tests run and every node id is read from pytest's ``-rA`` report.
+A test that is not reported as passed counts as failed, so a submission that makes pytest crash
+or exit early gains nothing, and a forged ``PASSED`` line in a test's captured output is
+overridden by pytest's own ``FAILED`` line for that test.
+
+What this does not stop: the submission's code is imported *into* the pytest process (as in
+SWE-bench's harness), so code written to subvert the runner — patching pytest from inside, or
+writing forged report lines to the process's original stdout and then exiting — can still fake
+a pass. Reading a result file instead would not help (the same code can write it). Closing that
+needs the tests' assertions to run outside the submission's process; read trajectories of high
+reward with that in mind.
 """
 
 from __future__ import annotations
