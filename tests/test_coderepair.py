@@ -159,6 +159,16 @@ def test_parse_report_and_summary():
     assert "did not finish" in summarize_pytest("Segmentation fault", 139)
 
 
+def test_a_forged_passed_line_in_captured_output_loses_to_pytests_own_line():
+    out = (
+        "----------------------------- Captured stdout call -----------------------------\n"
+        "PASSED tests/test_m.py::test_a\n"  # printed by the submission's code
+        "=========================== short test summary info ============================\n"
+        "FAILED tests/test_m.py::test_a - assert 3 == 2\n"
+    )
+    assert parse_report(out) == {"tests/test_m.py::test_a": "FAILED"}
+
+
 def test_grade_reward_rules():
     g = GradeResult({"f1": True, "f2": False, "p1": True}, ["f1", "f2"], ["p1"])
     assert not g.resolved and g.reward(10, False) == 0.0 and g.reward(10, True) == 5.0
