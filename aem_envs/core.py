@@ -186,8 +186,10 @@ class TextEnv(gym.Env[str, str]):
     split for the draw); otherwise a task of the env's split is drawn from the env's own
     ``np_random``, so a seed alone fixes the task. ``step(response) -> (observation, reward,
     terminated, truncated, info)``; ``terminated`` means the task ended (solved or failed),
-    ``truncated`` means the turn limit was hit or the infrastructure failed. Stepping after
-    either raises ``RuntimeError``.
+    ``truncated`` means the turn limit was hit or the infrastructure failed. Both are True when
+    an env finishes the task *at* the turn limit (CodeRepair grades the work tree there): the
+    final reward is in, so a learner must not bootstrap a value after it. Stepping after either
+    raises ``RuntimeError``.
 
     **Action unit.** ``step`` receives the full response. :attr:`action_format` says how the
     action is extracted (``"tag"``: the text inside the last ``<action>...</action>``;

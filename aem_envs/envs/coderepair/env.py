@@ -300,7 +300,8 @@ class CodeRepairEnv(TextEnv):
 
     def step(self, action: str):
         obs, reward, terminated, truncated, info = super().step(action)
-        # The turn limit grades the work tree as if the agent had submitted.
+        # The turn limit grades the work tree as if the agent had submitted; the graded task has
+        # ended, so the step is terminated as well as truncated (core.TextEnv's contract).
         if truncated and not terminated and not self._graded and info["error_kind"] != "infra":
             try:
                 out = self._submit("Turn limit reached; your work was submitted.")
@@ -309,6 +310,7 @@ class CodeRepairEnv(TextEnv):
                 obs = self._clip(f"{obs}\n[infrastructure error while grading] {e}")
                 return obs, reward, terminated, truncated, info
             reward += out.reward
+            terminated = True
             self._success = out.success
             info["success"] = out.success
             obs = self._clip(f"{obs}\n\n{out.observation}")
