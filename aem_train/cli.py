@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
-from pathlib import Path
 
 #: Modules that contribute subcommands, in help order.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -32,7 +30,8 @@ def add_common_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     sp.add_argument(
         "--import", dest="import_module", action="append", default=[], metavar="MODULE_OR_PY",
-        help="import a module or .py file that registers extra envs, e.g. examples/custom_env.py (repeatable)",
+        help="import a module or .py file that registers extra envs, e.g. examples/custom_env.py (repeatable); "
+             "or name the env as MODULE:ID, e.g. env.id=my_envs:aem/MyEnv-v0",
     )
     sp.add_argument("--json", action="store_true", help="print one JSON object of figures last")
 
@@ -57,18 +56,12 @@ def env_kwargs(pairs: list[str]) -> dict:
 
 
 def import_env_module(path: str) -> None:
-    """Import a module name or a ``.py`` file (it registers envs as a side effect)."""
-    if path.endswith(".py"):
-        if not Path(path).is_file():
-            raise ValueError(f"--import {path!r}: no such file")
-        spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"--import {path!r}: cannot be imported as a module")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules.setdefault(Path(path).stem, mod)
-        spec.loader.exec_module(mod)
-    else:
-        importlib.import_module(path)
+    """Import a module name or a ``.py`` file that registers envs (``--import``); a file runs
+    once however often it is named, and a bare module name is also found in the current
+    directory (see :func:`aem_envs.registration.import_env_module`)."""
+    from aem_envs.registration import import_env_module as _import
+
+    _import(path)
 
 
 def _load_command_modules() -> list:

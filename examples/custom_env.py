@@ -2,6 +2,16 @@
 
 Copy this file to add your own env: subclass TextEnv, implement the four hooks, register it,
 and run check_env. Run it:  python examples/custom_env.py
+
+Your copy needs no packaging: name the env as MODULE:ID and the module is imported first
+(Gymnasium's syntax; the current directory is searched too). Saved as my_envs.py:
+
+    aem-envs check my_envs:aem/GuessNumber-v0
+    aem-train train --model MODEL_DIR env.id=my_envs:aem/GuessNumber-v0 "env.kwargs={hi: 50}"
+    aem-train train --model MODEL_DIR env.id=path/to/my_envs.py:aem/GuessNumber-v0  # from anywhere
+    aem-train init-model --preset tiny runs/models/guess --envs my_envs:aem/GuessNumber-v0
+
+(``aem-train ... --import my_envs.py env.id=aem/GuessNumber-v0`` works too.)
 """
 
 from __future__ import annotations
