@@ -11,7 +11,7 @@ pass once at that size:
    with the KV cache: one forward that fills every row's cache (at least what ``generate`` holds
    at its last step);
 2. ``score`` — one no-grad chunk of ``score_max_tokens`` padded tokens (old log-probs; the
-   reference pass of the KL term has the same shape);
+   reference pass of the KL term has the same shape; GAE's value pass over prompts too);
 3. ``update`` — one micro-batch of ``ppo.token_budget`` tokens forward and backward (the value
    head's forward with it, as in the update), while the optimizer's state (AdamW: two tensors
    per trainable parameter) is held next to the gradients, as at ``optimizer.step()``.
@@ -123,6 +123,9 @@ def preflight(
         prompts = _rows(n_score, prompt_tokens, vocab, 2)
         responses = _rows(n_score, response_tokens, vocab, 3)
         policy.score(prompts, responses, max_tokens=n_score * L, temperature=temperature)
+        if value_head is not None:  # GAE's value pass packs prompts alone by the same budget
+            value_head.values(policy, _rows(max(1, score_max_tokens // prompt_tokens), prompt_tokens, vocab, 6),
+                              score_max_tokens)
         stage = "update"
         prompts = _rows(n_update, prompt_tokens, vocab, 4)
         batch = build_response_batch(prompts, _rows(n_update, response_tokens, vocab, 5), policy.pad_token_id, dev)

@@ -35,7 +35,8 @@ from aem_train.config import Config, same_config
 from aem_train.evaluate import EVAL_BATCH, evaluate
 from aem_train.modulation import apply_modulation
 from aem_train.policy import (
-    GenerationSettings, LoraSettings, Policy, activation_checkpointing, build_response_batch, length_chunks,
+    GenerationSettings, LoraSettings, Policy, _decoder_and_head, activation_checkpointing, build_response_batch,
+    length_chunks,
 )
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
 from aem_train.preflight import preflight
@@ -72,17 +73,27 @@ class ValueHead(torch.nn.Module):
             ids[b, P - len(p) :] = torch.as_tensor(p)
             mask[b, P - len(p) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs = dict(input_ids=ids.to(policy.device), attention_mask=mask.to(policy.device),
+                      position_ids=pos.to(policy.device), use_cache=False)
+        split = _decoder_and_head(policy.model)
         with activation_checkpointing(policy.model):
-            out = policy.model(
-                input_ids=ids.to(policy.device),
-                attention_mask=mask.to(policy.device),
-                position_ids=pos.to(policy.device),
-                output_hidden_states=True,
-                use_cache=False,
-                **({"logits_to_keep": 1} if policy._logits_to_keep_ok else {}),  # the head's logits are unused
-            )
-        h = out.hidden_states[-1][:, -1].float()  # left padding: the last column is the last prompt token
+            if split is not None:  # the decoder alone: no logits, no stack of every layer's states
+                hidden = split[0](**kwargs).last_hidden_state
+            else:
+                hidden = policy.model(
+                    **kwargs, output_hidden_states=True,
+                    **({"logits_to_keep": 1} if policy._logits_to_keep_ok else {}),  # the head's logits are unused
+                ).hidden_states[-1]
+        h = hidden[:, -1].float()  # left padding: the last column is the last prompt token
         return self.linear(h).squeeze(-1)
+
+    @torch.no_grad()
+    def values(self, policy: Policy, prompts: list[list[int]], max_tokens: int) -> np.ndarray:
+        """One value per prompt, in chunks of at most ``max_tokens`` padded tokens."""
+        out = np.zeros(len(prompts), np.float32)
+        for idx in length_chunks(prompts, [[] for _ in prompts], max_tokens):
+            out[idx] = self(policy, [prompts[i] for i in idx]).float().cpu().numpy()
+        return out
 
 
 def _hidden_size(policy: Policy) -> int:
@@ -506,10 +517,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             # 2. base advantages (group statistics count each trajectory once)
             returns = None
             if cfg.algo.estimator == "gae":
-                with torch.no_grad():
-                    vals = torch.cat([
-                        value_head(policy, [r.prompt_ids for r in rows[s : s + 64]]) for s in range(0, len(rows), 64)
-                    ]).cpu().numpy()
+                vals = value_head.values(policy, [r.prompt_ids for r in rows], rollout_cfg.score_max_tokens)
                 for r, v in zip(rows, vals):
                     r.extras["value"] = float(v)
                 base, returns = compute_gae(rows, gamma=cfg.algo.gamma, lam=cfg.algo.gae_lambda)

@@ -181,3 +181,19 @@ def test_a_run_with_the_preflight_is_the_same_run(model_dir, tmp_path):
     b = load_file(str(tmp_path / "off" / "checkpoints" / "latest" / "trainable.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert np.isfinite(on[-1]["train/truncated_prompts"])
+
+
+def test_value_pass_packs_prompts_by_tokens_and_runs_the_decoder_alone(policy, monkeypatch):
+    import aem_train.trainer as trainer_mod
+
+    head = ValueHead(_hidden_size(policy))
+    torch.nn.init.normal_(head.linear.weight, std=0.5)
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(3, 500, size=int(n)).tolist() for n in rng.integers(5, 60, size=9)]
+    whole = head.values(policy, prompts, max_tokens=10_000)
+    chunked = head.values(policy, prompts, max_tokens=120)  # ~2 prompts per chunk
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+    assert whole.std() > 0
+    # the decoder-only path gives the values of the full model's last hidden state
+    monkeypatch.setattr(trainer_mod, "_decoder_and_head", lambda model: None)
+    np.testing.assert_allclose(head.values(policy, prompts, max_tokens=10_000), whole, rtol=1e-5, atol=1e-6)
