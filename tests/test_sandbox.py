@@ -643,6 +643,34 @@ def test_sigterm_during_another_threads_container_start_leaks_nothing():
     assert containers_left_after_sigterm([PY, "-c", _MID_START_HOLDER, _image()]) == []
 
 
+_MAIN_THREAD_MID_START_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    import docker.models.containers as dc
+    from aem_envs.sandbox import lifecycle
+    from aem_envs.sandbox.config import SandboxConfig
+    from aem_envs.sandbox.docker_sandbox import DockerSandbox
+    real_start = dc.Container.start
+    def slow_start(self, *a, **k):
+        print("ready", flush=True)  # created by the daemon, not yet known to any sandbox
+        time.sleep(5)
+        return real_start(self, *a, **k)
+    dc.Container.start = slow_start
+    lifecycle.install_hooks()
+    DockerSandbox(SandboxConfig(image=sys.argv[1]))  # the main thread itself is mid-create
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.docker
+@docker_only
+def test_sigterm_during_the_main_threads_own_container_start_leaks_nothing():
+    # The handler interrupts the very code that made the container, which never learns its
+    # id; the handler sweeps the run's label instead.
+    assert containers_left_after_sigterm([PY, "-c", _MAIN_THREAD_MID_START_HOLDER, _image()]) == []
+
+
 _POOL_HOLDER = textwrap.dedent(
     """
     import sys, time

@@ -223,8 +223,11 @@ def _chain_signal(sig: signal.Signals) -> None:
     def handler(signum, frame):
         global _shutting_down
         _shutting_down = True
+        interrupted = bool(_creating.get(threading.get_ident()))  # this very thread was mid-create
         _wait_for_other_creations(timeout=30.0)  # they see shutting_down and remove their own
         close_all()
+        if interrupted:
+            _sweep_unowned(SWEEP_SECONDS)
         if callable(prev):
             prev(signum, frame)
         elif prev == signal.SIG_IGN:
@@ -237,6 +240,34 @@ def _chain_signal(sig: signal.Signals) -> None:
         signal.signal(sig, handler)
     except (ValueError, OSError):  # not the main thread / unsupported platform
         pass
+
+
+#: How long a SIGTERM that interrupted its own thread's container creation keeps sweeping.
+SWEEP_SECONDS = 3.0
+
+
+def _sweep_unowned(seconds: float) -> None:
+    """Remove this run's containers for ``seconds`` (every live sandbox is already closed).
+
+    The signal interrupted this thread between the daemon's create and the sandbox's
+    registration, so nothing knows that container's id; it carries this run's label, and the
+    daemon may still be finishing it (create + start take ~140 ms, longer under load), hence
+    the repeated sweep. One created after the sweep stops is left to its TTL and the reaper.
+    """
+    deadline = time.monotonic() + seconds
+    try:
+        client = get_client()
+        while True:
+            for c in client.containers.list(all=True, filters={"label": f"{L_RUN}={RUN_ID}"}, ignore_removed=True):
+                try:
+                    c.remove(force=True, v=True)
+                except Exception:
+                    pass  # already going
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.25)
+    except Exception:
+        pass  # the daemon is gone too: the TTL and the reaper are the fallback
 
 
 def _owner_alive(labels: dict[str, str]) -> bool:
