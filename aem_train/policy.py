@@ -269,13 +269,15 @@ class Policy:
             torch_dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
         else:
             torch_dtype = getattr(torch, dtype)
-        path = str(name_or_path)
-        if os.sep in path and not Path(path).exists():
+        path, hub_kwargs = resolve_checkpoint(name_or_path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, **hub_kwargs)
+        except (OSError, ValueError) as e:
             raise FileNotFoundError(
-                f"no checkpoint at {path!r}; create one with `aem-train init-model --preset tiny {path} --envs ...`"
-            )
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(dev)
+                f"{path!r}: no tokenizer could be loaded ({_first_line(e)}); save the model's tokenizer "
+                f"next to it with tokenizer.save_pretrained({path!r})"
+            ) from None
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **hub_kwargs).to(dev)
         if gradient_checkpointing is None:
             gradient_checkpointing = dev.type == "cuda"
         ref_model = None
@@ -560,6 +562,92 @@ class Policy:
         return sum(p.numel() for p in self.model.parameters())
 
 
+#: Files of which a local checkpoint directory needs at least one, per part.
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """Check ``model.path`` before anything is loaded; returns the path and the keyword
+    arguments for ``from_pretrained``.
+
+    A local directory must hold a Hugging Face checkpoint (``config.json``, weights, tokenizer
+    files). Anything else that reads as a hub id (``name`` or ``org/name``) is loaded from the
+    Hugging Face cache when it is there (``local_files_only``: no network round trip); when it
+    is not, one quick request tells whether the hub is reachable at all, because without a
+    network ``from_pretrained`` retries for ~50 s and then prints a 30-line traceback. Every
+    failure is one line that names the fix.
+    """
+    path = str(name_or_path)
+    p = Path(path).expanduser()
+    if p.exists():
+        return str(p), {"local_files_only": True} | _check_checkpoint_dir(p)
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(path)
+        hub_like = not path.startswith((".", "~")) and path.count("/") <= 1
+    except HFValidationError:
+        hub_like = False
+    if not hub_like:
+        raise FileNotFoundError(
+            f"no checkpoint at {path!r}; create one with `aem-train init-model --preset tiny {path} --envs ...` "
+            "or point model.path at a Hugging Face checkpoint directory"
+        )
+    from huggingface_hub import model_info, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):
+        return path, {"local_files_only": True}
+    not_here = f"{path!r} is neither a local directory nor a model in the Hugging Face cache"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise FileNotFoundError(f"{not_here}, and HF_HUB_OFFLINE is set; download it first or set model.path to a local directory")
+    try:
+        model_info(path, timeout=10)
+    except Exception as e:  # noqa: BLE001 - the hub client's error types vary across versions
+        name = type(e).__name__
+        if "NotFound" in name or "Gated" in name:
+            why = f"the hub has no public model {path!r} ({name}); check the id, or log in for a gated model"
+        else:
+            why = f"the hub cannot be reached ({_first_line(e)})"
+        raise FileNotFoundError(
+            f"{not_here}, and {why}. Download it where there is a network "
+            f"(`hf download {path} --local-dir DIR`) and set model.path=DIR"
+        ) from None
+    return path, {}
+
+
+def _check_checkpoint_dir(p: Path) -> dict[str, Any]:
+    if not p.is_dir():
+        raise FileNotFoundError(f"model.path {str(p)!r} is a file; point it at the checkpoint directory ({str(p.parent)!r}?)")
+    if not (p / "config.json").is_file():
+        if (p / "adapter_config.json").is_file():
+            raise FileNotFoundError(
+                f"{str(p)!r} holds a PEFT adapter, not a whole model; merge it into its base "
+                "(PeftModel.from_pretrained(base, dir).merge_and_unload().save_pretrained(out)) and use out"
+            )
+        inner = [d for d in ("final_model", "checkpoint") if (p / d / "config.json").is_file()]
+        hint = f" (the model of this run is in {str(p / inner[0])!r})" if inner else ""
+        raise FileNotFoundError(
+            f"{str(p)!r} has no config.json, so it is not a Hugging Face checkpoint directory{hint}; "
+            "write one with model.save_pretrained(dir) and tokenizer.save_pretrained(dir)"
+        )
+    if not any((p / f).is_file() for f in _WEIGHT_FILES):
+        raise FileNotFoundError(
+            f"{str(p)!r} has a config.json but no weights ({' / '.join(_WEIGHT_FILES[:3])}); "
+            "write them with model.save_pretrained(dir)"
+        )
+    if not any((p / f).is_file() for f in _TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"{str(p)!r} has no tokenizer files; save the model's tokenizer there with tokenizer.save_pretrained(dir)"
+        )
+    return {}
+
+
 def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
     """The transformers model inside a PEFT wrapper (the model itself when not wrapped)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -659,6 +747,7 @@ def length_chunks(
 
 
 __all__ = [
+    "resolve_checkpoint",
     "GenerationSettings",
     "LoraSettings",
     "Policy",

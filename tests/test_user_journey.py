@@ -98,8 +98,8 @@ def _write_module(d: Path, name: str) -> Path:
     return p
 
 
-def _run(argv: list[str], cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": ""}  # the user's module must be found without help
+def _run(argv: list[str], cwd: Path, timeout: int = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": "", **(env or {})}  # the user's module must be found without help
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -163,3 +163,72 @@ def test_aem_train_trains_an_env_from_the_users_own_module(user_env_dir, user_mo
     assert turns and all(t["task_id"].startswith("guess-train-") for t in turns)
     r = _run([str(BIN / "aem-envs"), "check", "user_envs_d:aem/UserEnvsD-v0", "--json"], cwd=user_env_dir)
     assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1])["ok"] is True, r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------------- bring your own model
+def _load(path, **kw):
+    from aem_train.policy import Policy
+
+    return Policy.from_pretrained(path, device="cpu", reference="none", **kw)
+
+
+def _hub_free(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))  # nothing cached
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("missing", "no checkpoint at"),
+    ("file", "is a file; point it at the checkpoint directory"),
+    ("empty", "has no config.json"),
+    ("config_only", "has a config.json but no weights"),
+    ("no_tokenizer", "has no tokenizer files"),
+    ("adapter", "holds a PEFT adapter"),
+    ("run_dir", "the model of this run is in"),
+])
+def test_bad_local_model_path_is_one_line_naming_the_fix(tmp_path, user_model, case, needle):
+    import shutil
+
+    d = tmp_path / case
+    if case == "file":
+        d = user_model / "config.json"
+    elif case != "missing":
+        d.mkdir()
+    if case == "config_only":
+        shutil.copy(user_model / "config.json", d)
+    if case == "no_tokenizer":
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy(user_model / f, d)
+    if case == "adapter":
+        (d / "adapter_config.json").write_text("{}")
+    if case == "run_dir":
+        (d / "config.yaml").write_text("model: {}\n")
+        shutil.copytree(user_model, d / "final_model")
+    with pytest.raises(FileNotFoundError, match=needle) as e:
+        _load(d)
+    assert "\n" not in str(e.value)
+
+
+def test_hub_id_that_is_not_cached_fails_fast_in_one_line(tmp_path, monkeypatch):
+    """Without a network, transformers retried for ~50 s and then printed a 30-line traceback."""
+    import time
+
+    _hub_free(monkeypatch, tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE is set"):
+        _load("some-org/some-model")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    t0 = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match="neither a local directory nor a model in the Hugging Face cache") as e:
+        _load("aem-no-such-org-4f2c/no-such-model")  # no network: unreachable; online: no such model
+    assert time.perf_counter() - t0 < 20 and "\n" not in str(e.value) and "--local-dir" in str(e.value)
+
+
+def test_cli_reports_an_unavailable_hub_id_in_one_line(tmp_path):
+    r = _run([str(BIN / "aem-train"), "train", "--model", "aem-no-such-org-4f2c/no-such-model",
+              "--run-dir", str(tmp_path / "run"), "train.iterations=1"],
+             cwd=tmp_path, env={"HF_HUB_CACHE": str(tmp_path / "hub-cache")}, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1].startswith("error: 'aem-no-such-org-4f2c/no-such-model' is neither")
