@@ -243,6 +243,7 @@ class Policy:
             tokenizer.pad_token = tokenizer.eos_token
         self._logits_to_keep_ok: bool | None = None
         self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id))
+        self._system_in_user = self._check_chat_template(tokenizer)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -277,6 +278,7 @@ class Policy:
                 f"{path!r}: no tokenizer could be loaded ({_first_line(e)}); save the model's tokenizer "
                 f"next to it with tokenizer.save_pretrained({path!r})"
             ) from None
+        cls._check_chat_template(tokenizer)  # before the (possibly large) model is loaded
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **hub_kwargs).to(dev)
         if gradient_checkpointing is None:
             gradient_checkpointing = dev.type == "cuda"
@@ -340,7 +342,44 @@ class Policy:
     def pad_token_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
 
+    @staticmethod
+    def _check_chat_template(tokenizer: Any) -> bool:
+        """Fail at load time, not at the first prompt, on a tokenizer without a usable chat
+        template. Returns whether the template refuses a system message (Gemma's raise "System
+        role not supported"): the system prompt is then put at the top of the first user
+        message, the usual fallback for such models."""
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "the tokenizer has no chat template, and every prompt is built from chat messages; set "
+                "tokenizer.chat_template (an instruct sibling's, or e.g. \"{% for m in messages %}<|{{ m['role'] }}|>"
+                "\\n{{ m['content'] }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<|assistant|>\\n"
+                "{% endif %}\") and save it with tokenizer.save_pretrained(model_dir)"
+            )
+        user = [{"role": "user", "content": "u"}]
+
+        def fails(messages: list[dict[str, str]]) -> Exception | None:
+            try:
+                tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            except Exception as e:  # noqa: BLE001 - jinja's TemplateError or the template's own raise
+                return e
+            return None
+
+        if fails([{"role": "system", "content": "s"}, *user]) is None:
+            return False
+        err = fails(user)
+        if err is not None:
+            raise ValueError(f"the tokenizer's chat template fails on a one-message conversation ({_first_line(err)}); fix tokenizer.chat_template")
+        return True
+
     def prompt_text(self, messages: list[dict[str, str]]) -> str:
+        if self._system_in_user and messages and messages[0]["role"] == "system":
+            system, rest = messages[0]["content"], list(messages[1:])
+            k = next((i for i, m in enumerate(rest) if m["role"] == "user"), None)
+            if k is None:
+                rest.insert(0, {"role": "user", "content": system})
+            else:
+                rest[k] = {**rest[k], "content": f"{system}\n\n{rest[k]['content']}"}
+            messages = rest
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def encode_prompt(self, messages: list[dict[str, str]]) -> list[int]:

@@ -232,3 +232,22 @@ def test_cli_reports_an_unavailable_hub_id_in_one_line(tmp_path):
              cwd=tmp_path, env={"HF_HUB_CACHE": str(tmp_path / "hub-cache")}, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1].startswith("error: 'aem-no-such-org-4f2c/no-such-model' is neither")
+
+
+def test_tokenizer_without_chat_template_fails_at_load_naming_the_fix(tmp_path):
+    d = user_checkpoint(tmp_path / "m", chat_template=None)
+    with pytest.raises(ValueError, match="no chat template.*tokenizer.chat_template"):
+        _load(d)
+
+
+def test_template_that_refuses_a_system_message_gets_it_in_the_first_user_turn(tmp_path):
+    """Gemma's templates raise "System role not supported"; every aem prompt has a system message."""
+    pol = _load(user_checkpoint(tmp_path / "m", chat_template=NO_SYSTEM_TEMPLATE))
+    msgs = [{"role": "system", "content": "SYS"}, {"role": "user", "content": "OBS"},
+            {"role": "assistant", "content": "A"}, {"role": "user", "content": "OBS2"}]
+    assert pol.prompt_text(msgs) == (
+        "<start_of_turn>user\nSYS\n\nOBS<end_of_turn>\n<start_of_turn>assistant\nA<end_of_turn>\n"
+        "<start_of_turn>user\nOBS2<end_of_turn>\n<start_of_turn>model\n"
+    )
+    plain = _load(user_checkpoint(tmp_path / "m2"))  # a template that takes system messages keeps them
+    assert plain.prompt_text(msgs).startswith("<|im_start|>system\nSYS<|im_end|>")
