@@ -242,8 +242,8 @@ class Policy:
             # Many chat checkpoints ship without a pad token; pads are always masked out here.
             tokenizer.pad_token = tokenizer.eos_token
         self._logits_to_keep_ok: bool | None = None
-        self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id))
         self._system_in_user = self._check_chat_template(tokenizer)
+        self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id), _template_turn_end(tokenizer))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -323,15 +323,19 @@ class Policy:
         return cls(model, tokenizer, ref_model=ref_model, lora=lora is not None, device=dev)
 
     @staticmethod
-    def _stop_ids(model: torch.nn.Module, eos: int) -> tuple[int, ...]:
+    def _stop_ids(model: torch.nn.Module, eos: int, turn_end: int | None = None) -> tuple[int, ...]:
         """The tokenizer's EOS, then any other end-of-turn ids the checkpoint's generation config
-        names (Llama-3 stops at ``<|eot_id|>`` and ``<|end_of_text|>``; a base model's tokenizer
-        EOS may differ from its chat template's turn end). Sampling ignores the rest of that
+        names (Llama-3 stops at ``<|eot_id|>`` and ``<|end_of_text|>``), then the special token
+        the chat template closes an assistant turn with. A base model's tokenizer EOS and
+        generation config may both lack the last (Qwen2.5 base: EOS ``<|endoftext|>``, turns end
+        with ``<|im_end|>``); without it, every response ran on to ``max_new_tokens`` after its
+        turn had ended, and that tail took loss. Sampling ignores the rest of the generation
         config, so these are read once here."""
         hf = _unwrapped(model)
         extra = getattr(getattr(hf, "generation_config", None), "eos_token_id", None)
         extra = [extra] if isinstance(extra, int) else list(extra or [])
-        return tuple(dict.fromkeys([eos, *(int(t) for t in extra)]))
+        ids = [eos, *(int(t) for t in extra)] + ([turn_end] if turn_end is not None else [])
+        return tuple(dict.fromkeys(ids))
 
     # ------------------------------------------------------------------ text <-> ids
     @property
@@ -685,6 +689,26 @@ def _check_checkpoint_dir(p: Path) -> dict[str, Any]:
             f"{str(p)!r} has no tokenizer files; save the model's tokenizer there with tokenizer.save_pretrained(dir)"
         )
     return {}
+
+
+def _template_turn_end(tokenizer: Any) -> int | None:
+    """The special token the chat template writes right after an assistant message's content
+    (``<|im_end|>`` for ChatML, ``<|eot_id|>`` for Llama-3), or None when it writes none."""
+    marker = "\u2063aem\u2063"  # text no template adds or changes
+    msgs = [{"role": "user", "content": "u"}, {"role": "assistant", "content": marker}]
+    try:
+        text = tokenizer.apply_chat_template(msgs, tokenize=False)
+    except Exception:  # noqa: BLE001 - a template that needs other turns: no extra stop token
+        return None
+    if marker not in text:
+        return None
+    after = text.split(marker, 1)[1]
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after.strip() else []
+    if not ids:
+        return None
+    special = {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False)}
+    special |= set(getattr(tokenizer, "all_special_ids", []))
+    return int(ids[0]) if ids[0] in special else None
 
 
 def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:

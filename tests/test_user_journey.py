@@ -251,3 +251,21 @@ def test_template_that_refuses_a_system_message_gets_it_in_the_first_user_turn(t
     )
     plain = _load(user_checkpoint(tmp_path / "m2"))  # a template that takes system messages keeps them
     assert plain.prompt_text(msgs).startswith("<|im_start|>system\nSYS<|im_end|>")
+
+
+def test_generation_stops_at_the_chat_templates_turn_end(user_model):
+    """EOS '</s>' but ChatML turns end with '<|im_end|>' (a base model's layout): sampling stops there."""
+    from aem_train.policy import GenerationSettings
+
+    pol = _load(user_model)
+    im_end = pol.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert pol.eos_token_id != im_end and pol.stop_token_ids == (pol.eos_token_id, im_end)
+
+    def favour_im_end(_module, _inputs, logits):
+        bonus = logits.new_zeros(logits.shape[-1])
+        bonus[im_end] = 100.0
+        return logits + bonus
+
+    pol.model.get_output_embeddings().register_forward_hook(favour_im_end)
+    prompt = pol.encode_prompt([{"role": "user", "content": "look"}])
+    assert pol.generate([prompt], GenerationSettings(max_new_tokens=5, greedy=True)) == [[im_end]]
