@@ -242,6 +242,8 @@ class Policy:
             # Many chat checkpoints ship without a pad token; pads are always masked out here.
             tokenizer.pad_token = tokenizer.eos_token
         self._logits_to_keep_ok: bool | None = None
+        emb = _unwrapped(model).get_input_embeddings()
+        self._num_embeddings = int(emb.num_embeddings) if emb is not None else 2**62
         self._system_in_user = self._check_chat_template(tokenizer)
         self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id), _template_turn_end(tokenizer))
 
@@ -389,14 +391,27 @@ class Policy:
     def encode_prompt(self, messages: list[dict[str, str]]) -> list[int]:
         """Token ids of the chat view with the assistant turn opened (generation prompt)."""
         text = self.prompt_text(messages)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._in_vocab(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
 
     def encode_response(self, text: str) -> list[int]:
         """Ids of a *demonstration* response (SFT only): the text followed by EOS.
 
         Sampled responses are never re-encoded; rollouts keep the ids the sampler drew.
         """
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.eos_token_id]
+        return self._in_vocab(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.eos_token_id])
+
+    def _in_vocab(self, ids: list[int]) -> list[int]:
+        """``ids`` when the model has an embedding row for each; a tokenizer with tokens added
+        after the model was saved would otherwise fail deep in the forward with "index out of
+        range in self". Checked per prompt, not at load: some checkpoints list tokenizer ids past
+        the embedding that no text ever produces."""
+        if ids and max(ids) >= self._num_embeddings:
+            raise ValueError(
+                f"the tokenizer produced id {max(ids)} ({self.tokenizer.convert_ids_to_tokens(max(ids))!r}) but the "
+                f"model has {self._num_embeddings} embedding rows: tokens were added to the tokenizer without "
+                "model.resize_token_embeddings(len(tokenizer)); resize, then save both again"
+            )
+        return ids
 
     def decode_response(self, ids: Sequence[int]) -> str:
         """The text the env receives (special tokens such as EOS dropped)."""

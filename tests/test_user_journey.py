@@ -269,3 +269,20 @@ def test_generation_stops_at_the_chat_templates_turn_end(user_model):
     pol.model.get_output_embeddings().register_forward_hook(favour_im_end)
     prompt = pol.encode_prompt([{"role": "user", "content": "look"}])
     assert pol.generate([prompt], GenerationSettings(max_new_tokens=5, greedy=True)) == [[im_end]]
+
+
+def test_tokens_added_without_resizing_the_embeddings_name_the_fix(tmp_path):
+    """Adding <action> tags to a tokenizer and forgetting resize_token_embeddings used to end in
+    "IndexError: index out of range in self" from inside the model's forward."""
+    from transformers import AutoTokenizer
+
+    d = user_checkpoint(tmp_path / "m")
+    tok = AutoTokenizer.from_pretrained(d)
+    tok.add_tokens(["<action>", "</action>"])
+    tok.save_pretrained(d)
+    pol = _load(d)
+    assert pol.encode_prompt([{"role": "user", "content": "look"}])  # ids inside the embedding: fine
+    with pytest.raises(ValueError, match=r"model.resize_token_embeddings\(len\(tokenizer\)\)"):
+        pol.encode_prompt([{"role": "user", "content": "reply <action>look</action>"}])
+    with pytest.raises(ValueError, match="embedding rows"):
+        pol.encode_response("<action>look</action>")
