@@ -717,8 +717,8 @@ def _template_turn_end(tokenizer: Any) -> int | None:
         return None
     if marker not in text:
         return None
-    after = text.split(marker, 1)[1]
-    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after.strip() else []
+    after = text.split(marker, 1)[1].lstrip()  # Llama-2 writes " </s>"
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after else []
     if not ids:
         return None
     special = {i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(t, "special", False)}
