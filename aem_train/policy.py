@@ -94,6 +94,22 @@ class GenerationSettings:
         return 1.0 if self.greedy else self.temperature
 
 
+#: ``model.dtype`` names (the usual short names too) and their torch dtypes.
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``"auto"`` is bfloat16 on GPU and float32 on CPU; anything else must be a name in :data:`DTYPES`."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"model.dtype={dtype!r} is not one of auto, float32, bfloat16, float16 (or fp32, bf16, fp16)")
+    return DTYPES[dtype]
+
+
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -268,10 +284,7 @@ class Policy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         dev = pick_device(device)
-        if dtype == "auto":
-            torch_dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-        else:
-            torch_dtype = getattr(torch, dtype)
+        torch_dtype = resolve_dtype(dtype, dev)
         path, hub_kwargs = resolve_checkpoint(name_or_path)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, **hub_kwargs)

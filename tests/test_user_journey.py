@@ -286,3 +286,17 @@ def test_tokens_added_without_resizing_the_embeddings_name_the_fix(tmp_path):
         pol.encode_prompt([{"role": "user", "content": "reply <action>look</action>"}])
     with pytest.raises(ValueError, match="embedding rows"):
         pol.encode_response("<action>look</action>")
+
+
+@pytest.mark.parametrize("name, expected", [("bf16", "bfloat16"), ("fp32", "float32"), ("float32", "float32")])
+def test_model_dtype_takes_the_usual_short_names(user_model, name, expected):
+    import torch
+
+    pol = _load(user_model, dtype=name)
+    assert next(pol.model.parameters()).dtype == getattr(torch, expected)
+
+
+@pytest.mark.parametrize("name", ["int8", "bfloat", "float64x"])
+def test_unknown_model_dtype_is_one_line(user_model, name):
+    with pytest.raises(ValueError, match="is not one of auto, float32, bfloat16, float16"):
+        _load(user_model, dtype=name)
