@@ -253,13 +253,19 @@ class Policy:
         self.lora = lora
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no eos_token; set tokenizer.eos_token before wrapping it")
-        if tokenizer.pad_token_id is None:
-            # Many chat checkpoints ship without a pad token; pads are always masked out here.
-            tokenizer.pad_token = tokenizer.eos_token
-        self._logits_to_keep_ok: bool | None = None
+            raise ValueError(
+                "the tokenizer has no eos_token (the token that ends a response); set tokenizer.eos_token "
+                "and save it with tokenizer.save_pretrained(model_dir)"
+            )
         emb = _unwrapped(model).get_input_embeddings()
         self._num_embeddings = int(emb.num_embeddings) if emb is not None else 2**62
+        if tokenizer.pad_token_id is None or tokenizer.pad_token_id >= self._num_embeddings:
+            # Many chat checkpoints ship without a pad token; pads are always masked out here, so
+            # EOS serves. A pad past the embedding comes from transformers itself: a tokenizer
+            # saved next to a Qwen2 config is loaded as Qwen2Tokenizer, which adds its default
+            # "<|endoftext|>" pad as a new id the model has no row for ("index out of range").
+            tokenizer.pad_token = tokenizer.eos_token
+        self._logits_to_keep_ok: bool | None = None
         self._system_in_user = self._check_chat_template(tokenizer)
         self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id), _template_turn_end(tokenizer))
 

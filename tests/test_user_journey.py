@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import aem_envs
@@ -66,11 +67,18 @@ def user_checkpoint(
     if chat_template is not None:
         kw["chat_template"] = chat_template
     tokenizer = PreTrainedTokenizerFast(**kw)
-    config_cls, model_cls = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[arch]
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    config_cls, model_cls = {
+        "llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "gemma2": (Gemma2Config, Gemma2ForCausalLM),  # logit softcapping: the plain-forward scoring path
+    }[arch]
+    extra = {"head_dim": 8} if arch == "gemma2" else {}
     cfg = config_cls(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=max_positions,
         tie_word_embeddings=tied, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None, **extra,
     )
     model_cls(cfg).save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -300,3 +308,29 @@ def test_model_dtype_takes_the_usual_short_names(user_model, name, expected):
 def test_unknown_model_dtype_is_one_line(user_model, name):
     with pytest.raises(ValueError, match="is not one of auto, float32, bfloat16, float16"):
         _load(user_model, dtype=name)
+
+
+@pytest.mark.parametrize("arch, ckpt_kw, overrides", [
+    ("qwen2", {"tied": False, "pad": False}, ["model.lora=true"]),
+    ("llama", {}, ["algo.estimator=gae"]),
+    ("gemma2", {"chat_template": NO_SYSTEM_TEMPLATE}, ["model.dtype=bf16", "model.lora=true"]),
+    ("llama", {}, ["ppo.kl_coef=0.05", "algo.modulation=aem"]),
+], ids=["qwen2-untied-nopad-lora", "llama-gae", "gemma2-nosystem-bf16-lora", "llama-kl-aem"])
+def test_user_checkpoints_train(tmp_path, arch, ckpt_kw, overrides):
+    """Two iterations on Household from a user's checkpoint; the first update's ratio is exactly 1
+    (the rollout's scoring and the training forward agree for every one of these layouts)."""
+    from aem_train.config import load
+    from aem_train.trainer import train
+
+    d = user_checkpoint(tmp_path / "m", arch=arch, **ckpt_kw)
+    cfg = load(None, [
+        f"model.path={d}", f"train.run_dir={tmp_path / 'run'}", "train.iterations=2", "train.eval_tasks=2",
+        "train.eval_every=2", "env.groups=2", "env.group_size=2", "rollout.max_new_tokens=6",
+        "env.kwargs={rooms: 1, max_turns: 2}", "train.save_final_model=false", "train.threads=1", *overrides,
+    ])
+    final = train(cfg, resume=False, progress=False)
+    assert final["iterations"] == 2 and final["eval/success_rate"] is not None
+    recs = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    first = next(r for r in recs if r["iteration"] == 1)
+    assert abs(first["ppo/approx_kl"]) < 1e-5 and first["ppo/clip_frac"] == 0.0, first
+    assert all(np.isfinite(r["ppo/loss"]) for r in recs if "ppo/loss" in r)
