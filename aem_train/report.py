@@ -5,6 +5,9 @@
 the grid runner wrote one, and writes ``report.md``, ``results.json`` and PNG figures next to
 them. Only finished cells (those with ``final.json``) enter the statistics; the rest are listed.
 
+Intervals are 95% Student-t intervals over seeds (paired by seed for differences), clipped to
+the range a rate can take; see :mod:`aem_train.stats` for why not the percentile bootstrap.
+
 Figures: learning curves (eval and train success), response-level entropy over training (the
 AEM paper's figure, arXiv 2605.00425: the baseline's entropy collapses early, AEM holds it up
 and lowers it later) and the distribution of the AEM weights alpha over training.
@@ -24,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from aem_train.stats import CI, DEFAULT_N_BOOT, aulc, bootstrap_ci, metric_curve, paired_diff, read_jsonl
+from aem_train.stats import CI, DEFAULT_N_BOOT, aulc, bootstrap_ci, metric_curve, paired_diff, read_jsonl, t_ci
 
 #: Named methods of the grid, in display order. Each maps to ``algo.*`` config overrides.
 METHODS: dict[str, dict[str, Any]] = {
@@ -39,6 +42,9 @@ METHODS: dict[str, dict[str, Any]] = {
 ESTIMATORS: tuple[str, ...] = ("grpo", "rloo", "gigpo", "gae")
 BASELINE = "none"
 SUCCESS_KEY = "eval/success_rate"
+#: Range of a success rate and of its AULC; a paired difference lies in (-1, 1).
+RATE_BOUNDS = (0.0, 1.0)
+DIFF_BOUNDS = (-1.0, 1.0)
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 
 
@@ -131,10 +137,12 @@ class Row:
     estimator: str
     method: str
     seeds: list[int]
-    final: CI
+    final: CI  # Student-t interval over seeds (what the tables print)
     aulc: CI
     final_by_seed: dict[int, float]
     aulc_by_seed: dict[int, float]
+    final_boot: CI | None = None  # percentile bootstrap, in results.json for comparison only
+    aulc_boot: CI | None = None
 
     @property
     def label(self) -> str:
@@ -149,6 +157,8 @@ class Diff:
     seeds: list[int]
     final: CI
     aulc: CI
+    final_boot: CI | None = None
+    aulc_boot: CI | None = None
 
     @property
     def label(self) -> str:
@@ -166,8 +176,10 @@ class Summary:
 def summarize(
     cells: Sequence[Cell], *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, env_order: Sequence[str] = ()
 ) -> Summary:
-    """Per env x estimator x method: final success and AULC over seeds (mean, 95% bootstrap CI),
-    and every modulated method minus its estimator's baseline, paired by seed."""
+    """Per env x estimator x method: final success and AULC over seeds (mean, 95% Student-t
+    interval clipped to [0, 1]), and every modulated method minus its estimator's baseline,
+    paired by seed (paired t interval). ``n_boot``/``seed`` drive the percentile-bootstrap
+    intervals kept next to them for comparison (``final_boot``/``aulc_boot``)."""
     groups: dict[tuple[str, str, str], list[Cell]] = defaultdict(list)
     for c in cells:
         if c.finished:
@@ -183,8 +195,10 @@ def summarize(
                 au = {c.seed: c.aulc() for c in cs}
                 rows.append(
                     Row(env, est, method, [c.seed for c in cs],
+                        t_ci(list(fin.values()), bounds=RATE_BOUNDS), t_ci(list(au.values()), bounds=RATE_BOUNDS),
+                        fin, au,
                         bootstrap_ci(list(fin.values()), n_boot=n_boot, seed=seed),
-                        bootstrap_ci(list(au.values()), n_boot=n_boot, seed=seed), fin, au)
+                        bootstrap_ci(list(au.values()), n_boot=n_boot, seed=seed))
                 )
     base = {(r.env, r.estimator): r for r in rows if r.method == BASELINE}
     diffs: list[Diff] = []
@@ -195,8 +209,10 @@ def summarize(
         paired = sorted(set(r.final_by_seed) & set(b.final_by_seed))
         diffs.append(
             Diff(r.env, r.estimator, r.method, paired,
-                 paired_diff(r.final_by_seed, b.final_by_seed, n_boot=n_boot, seed=seed),
-                 paired_diff(r.aulc_by_seed, b.aulc_by_seed, n_boot=n_boot, seed=seed))
+                 paired_diff(r.final_by_seed, b.final_by_seed, bounds=DIFF_BOUNDS),
+                 paired_diff(r.aulc_by_seed, b.aulc_by_seed, bounds=DIFF_BOUNDS),
+                 paired_diff(r.final_by_seed, b.final_by_seed, method="bootstrap", n_boot=n_boot, seed=seed),
+                 paired_diff(r.aulc_by_seed, b.aulc_by_seed, method="bootstrap", n_boot=n_boot, seed=seed))
         )
     return Summary(rows, diffs, envs, n_boot)
 
@@ -224,8 +240,10 @@ def diff_table(summary: Summary) -> str:
 
 
 # ------------------------------------------------------------------------------------- figures
-def _curve_band(cells: Sequence[Cell], key: str, n_boot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per iteration: mean over the cells that logged ``key`` there, with a bootstrap band."""
+def _curve_band(cells: Sequence[Cell], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per iteration: mean over the cells that logged ``key`` there, and the seeds' range (min,
+    max). A range says what the seeds did; a "95%" band from 2-5 seeds would claim more than it
+    covers (see :mod:`aem_train.stats`)."""
     by_it: dict[int, list[float]] = defaultdict(list)
     for c in cells:
         its, vals = metric_curve(c.metrics, key)
@@ -234,10 +252,8 @@ def _curve_band(cells: Sequence[Cell], key: str, n_boot: int) -> tuple[np.ndarra
     its = np.array(sorted(by_it), dtype=np.int64)
     mean, lo, hi = (np.empty(its.size) for _ in range(3))
     for j, i in enumerate(its):
-        ci = bootstrap_ci(by_it[int(i)], n_boot=n_boot, seed=int(i))
-        mean[j] = ci.mean
-        lo[j] = ci.lo if ci.n >= 2 else ci.mean
-        hi[j] = ci.hi if ci.n >= 2 else ci.mean
+        v = np.asarray(by_it[int(i)])
+        mean[j], lo[j], hi[j] = v.mean(), v.min(), v.max()
     return its, mean, lo, hi
 
 
@@ -260,10 +276,8 @@ def _runs(cells: Sequence[Cell], env: str) -> list[tuple[str, str, list[Cell]]]:
     return [(e, m, by_run[(e, m)]) for e, m in keys]
 
 
-def plot_curves(
-    cells: Sequence[Cell], envs: Sequence[str], panels: Sequence[tuple[str, str]], out: Path, n_boot: int
-) -> Path:
-    """One row per env, one column per (metric key, y label); mean over seeds with a 95% band."""
+def plot_curves(cells: Sequence[Cell], envs: Sequence[str], panels: Sequence[tuple[str, str]], out: Path) -> Path:
+    """One row per env, one column per (metric key, y label); mean over seeds, shaded min-max."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
@@ -272,7 +286,7 @@ def plot_curves(
         for col, (key, ylabel) in enumerate(panels):
             ax = axes[r][col]
             for est, method, cs in _runs(cells, env):
-                its, mean, lo, hi = _curve_band(cs, key, n_boot)
+                its, mean, lo, hi = _curve_band(cs, key)
                 if its.size == 0:
                     continue
                 label = f"{method_label(est, method)} (n={len(cs)})"
@@ -416,9 +430,9 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     figs: dict[str, Path | None] = {}
     figs["learning curves"] = plot_curves(
         finished, envs, [(SUCCESS_KEY, "eval success rate"), ("train/success_rate", "train success rate")],
-        root / "learning_curves.png", n_boot=1000)
+        root / "learning_curves.png")
     figs["entropy"] = plot_curves(
-        finished, envs, [("entropy/response_mean", "response entropy (nats/token)")], root / "entropy.png", n_boot=1000)
+        finished, envs, [("entropy/response_mean", "response entropy (nats/token)")], root / "entropy.png")
     figs["alpha"] = plot_alpha(finished, envs, root / "alpha.png")
 
     seeds = sorted({c.seed for c in cells})
@@ -444,8 +458,12 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
            "a low ratio can mean the machine was shared)" if bench.get("cpu_s") and bench.get("wall_s") else ""),
         f"- seeds: {', '.join(map(str, seeds))}; cells finished {len(finished)} of {len(cells)}"
         + (f"; skipped {len(bench.get('skipped', []))}" if bench.get("skipped") else ""),
-        f"- statistics: mean over seeds with a 95% percentile bootstrap CI ({n_boot} resamples, seeded); "
-        "differences are paired by seed; AULC = trapezoid area under the eval-success curve / iteration span",
+        "- statistics: mean over seeds with a 95% Student-t interval (t quantile with n-1 degrees of freedom, "
+        "clipped to the possible range; none for a single seed); the interval is over seeds only, on fixed test "
+        "tasks; differences are paired by seed (seeds finished by both methods); final = the eval after the last "
+        "iteration, not the best eval of the run; AULC = trapezoid area under the eval-success curve / iteration "
+        f"span. results.json also has {n_boot}-resample percentile-bootstrap intervals (seeded), which cover less "
+        "than their nominal 95% with few seeds",
         "",
         "These numbers are whatever this run produced — a record of this run on this hardware, not the "
         "paper's results. CPU presets train tiny models for a few iterations, so differences between "
@@ -462,7 +480,7 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     ]
     captions = {
         "learning curves": "Eval success (greedy, fixed test tasks) and training success vs iteration; "
-        "mean over seeds, shaded 95% bootstrap band.",
+        "mean over seeds, shaded from the lowest to the highest seed.",
         "entropy": "Mean response-level entropy (length-normalised) of the sampled training responses. The "
         "AEM paper's observation is that the baseline's entropy collapses early while AEM keeps it higher "
         "early and lowers it later; check whether this run shows it.",
@@ -499,12 +517,14 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         "rows": [
             {"env": r.env, "estimator": r.estimator, "method": r.method, "seeds": r.seeds,
              "final_success": vars(r.final), "aulc": vars(r.aulc),
+             "final_success_bootstrap": vars(r.final_boot), "aulc_bootstrap": vars(r.aulc_boot),
              "final_by_seed": r.final_by_seed, "aulc_by_seed": r.aulc_by_seed}
             for r in summary.rows
         ],
         "diffs": [
             {"env": d.env, "estimator": d.estimator, "method": d.method, "seeds": d.seeds,
-             "final_success": vars(d.final), "aulc": vars(d.aulc)}
+             "final_success": vars(d.final), "aulc": vars(d.aulc),
+             "final_success_bootstrap": vars(d.final_boot), "aulc_bootstrap": vars(d.aulc_boot)}
             for d in summary.diffs
         ],
     }
@@ -546,7 +566,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = sub.add_parser("report", help="regenerate report.md + figures from a bench run directory")
     sp.add_argument("run_root", help="the --out directory of aem-train bench")
-    sp.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="bootstrap resamples (default 10000)")
+    sp.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="resamples of the percentile-bootstrap intervals results.json keeps next to the t intervals (default 10000)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator")
     add_common_options(sp)
     sp.set_defaults(fn=_cmd_report)

@@ -1,10 +1,12 @@
-"""Statistics for the benchmark: bootstrap confidence intervals over seeds, paired differences
-and the area under the learning curve.
+"""Statistics for the benchmark: confidence intervals over seeds, paired differences and the
+area under the learning curve.
 
-Everything is plain numpy with an explicitly seeded generator, so a report regenerated from the
-same run directories prints the same intervals. With only a handful of seeds a percentile
-bootstrap interval is narrow-biased (it cannot be wider than the spread of the seeds); the
-report states n next to every interval so the reader can judge it.
+The report's intervals are Student-t intervals of the mean over seeds (:func:`t_ci`). A
+benchmark has 2-5 seeds, and a percentile bootstrap over so few values cannot be wider than
+their range: its nominal 95% interval covers the true mean about 48% of the time with 2 seeds,
+75% with 3 and 84% with 5 (normal data, measured in tests/test_stats.py), while the t interval
+keeps its 95% at every n >= 2. :func:`bootstrap_ci` stays for large samples and for comparison;
+it is plain numpy with an explicitly seeded generator, so the same values give the same interval.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ DEFAULT_N_BOOT = 10_000
 
 @dataclass(frozen=True)
 class CI:
-    """A sample mean with its percentile-bootstrap interval; ``lo``/``hi`` are NaN when n < 2."""
+    """A sample mean with its confidence interval; ``lo``/``hi`` are NaN when n < 2.
+
+    ``method`` names how the interval was made: ``"t"`` (:func:`t_ci`) or ``"bootstrap"``
+    (percentile bootstrap, :func:`bootstrap_ci`)."""
 
     mean: float
     lo: float
     hi: float
     n: int
     level: float = 0.95
+    method: str = "bootstrap"
 
     @property
     def width(self) -> float:
@@ -42,6 +48,85 @@ class CI:
         if self.n < 2 or math.isnan(self.lo):
             return m
         return f"{m} [{self.lo * scale:.{digits}f}, {self.hi * scale:.{digits}f}]"
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b) by its continued fraction (modified Lentz)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1.0) / (a + b + 2.0):  # the fraction converges fast only below the mean
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return front * f
+
+
+def t_cdf(x: float, df: float) -> float:
+    """P(T <= x) for Student's t with ``df`` degrees of freedom."""
+    if df <= 0:
+        raise ValueError(f"df={df} must be > 0")
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + x * x))  # P(T > |x|)
+    return 1.0 - tail if x >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on :func:`t_cdf`,
+    exact to ~1e-12; numpy has no t distribution and scipy is not a dependency)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p={p} must be in (0, 1)")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
+def t_ci(
+    values: Sequence[float] | np.ndarray, *, level: float = 0.95, bounds: tuple[float, float] | None = None
+) -> CI:
+    """Student-t interval of the mean of ``values`` (e.g. one number per seed): mean +- t(n-1) * s / sqrt(n).
+
+    NaNs are dropped; with fewer than two values the bounds are NaN. ``bounds`` is the range the
+    mean cannot leave (``(0, 1)`` for a success rate): the interval is intersected with it, which
+    keeps its coverage (2 seeds give a very wide interval, as they should).
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    n = int(x.size)
+    if n == 0:
+        return CI(float("nan"), float("nan"), float("nan"), 0, level, "t")
+    mean = float(x.mean())
+    if n < 2:
+        return CI(mean, float("nan"), float("nan"), n, level, "t")
+    half = t_quantile((1.0 + level) / 2.0, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return CI(mean, lo, hi, n, level, "t")
 
 
 def bootstrap_ci(
@@ -61,10 +146,10 @@ def bootstrap_ci(
     x = x[~np.isnan(x)]
     n = int(x.size)
     if n == 0:
-        return CI(float("nan"), float("nan"), float("nan"), 0, level)
+        return CI(float("nan"), float("nan"), float("nan"), 0, level, "bootstrap")
     mean = float(x.mean())
     if n < 2:
-        return CI(mean, float("nan"), float("nan"), n, level)
+        return CI(mean, float("nan"), float("nan"), n, level, "bootstrap")
     if n_boot < 1:
         raise ValueError(f"n_boot={n_boot} must be >= 1")
     rng = np.random.default_rng(seed)
@@ -77,23 +162,28 @@ def bootstrap_ci(
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     # Constant data gives identical resampled means; keep the interval exactly degenerate.
-    return CI(mean, min(float(lo), mean), max(float(hi), mean), n, level)
+    return CI(mean, min(float(lo), mean), max(float(hi), mean), n, level, "bootstrap")
 
 
 def paired_diff(
     treatment: Mapping[int, float] | Sequence[float],
     baseline: Mapping[int, float] | Sequence[float],
     *,
+    method: str = "t",
     n_boot: int = DEFAULT_N_BOOT,
     level: float = 0.95,
     seed: int = 0,
+    bounds: tuple[float, float] | None = None,
 ) -> CI:
-    """Bootstrap interval of mean(treatment - baseline), paired by seed.
+    """Interval of mean(treatment - baseline), paired by seed: :func:`t_ci` (``method="t"``, the
+    paired t interval, with ``bounds``) or :func:`bootstrap_ci` (``method="bootstrap"``).
 
     With mappings ``{seed: value}`` only seeds present in both (and not NaN) are paired; with
     sequences the two must have equal length and are paired by position. Pairing removes the
     seed-to-seed variance both methods share (same initial model, same task order).
     """
+    if method not in ("t", "bootstrap"):
+        raise ValueError(f"method={method!r}; use 't' or 'bootstrap'")
     if isinstance(treatment, Mapping) != isinstance(baseline, Mapping):
         raise TypeError("pass two {seed: value} mappings or two equal-length sequences")
     if isinstance(treatment, Mapping):
@@ -106,7 +196,10 @@ def paired_diff(
         if a.shape != b.shape:
             raise ValueError(f"paired arrays differ in shape: {a.shape} vs {b.shape}")
     d = a - b
-    return bootstrap_ci(d[~np.isnan(d)], n_boot=n_boot, level=level, seed=seed)
+    d = d[~np.isnan(d)]
+    if method == "t":
+        return t_ci(d, level=level, bounds=bounds)
+    return bootstrap_ci(d, n_boot=n_boot, level=level, seed=seed)
 
 
 def aulc(iterations: Sequence[float], values: Sequence[float]) -> float:

@@ -10,7 +10,7 @@ import pytest
 
 from aem_train import cli
 from aem_train.report import alpha_by_bucket, discover, method_label, summarize, write_report
-from aem_train.stats import aulc, bootstrap_ci, paired_diff
+from aem_train.stats import aulc, bootstrap_ci, paired_diff, t_ci
 
 N_BOOT = 2000
 ITERS = 4  # eval at 0, 2, 4
@@ -85,7 +85,8 @@ def test_discover_and_summarize_numbers(run_root: Path):
     hh_aem = s.rows[1]
     finals = [eval_curve("household", "aem", k)[4] for k in (0, 1, 2)]
     assert hh_aem.seeds == [0, 1, 2]
-    assert hh_aem.final == bootstrap_ci(finals, n_boot=N_BOOT)
+    assert hh_aem.final == t_ci(finals, bounds=(0.0, 1.0))
+    assert hh_aem.final_boot == bootstrap_ci(finals, n_boot=N_BOOT)  # kept for comparison (results.json)
     assert hh_aem.final.mean == pytest.approx(np.mean(finals))
     aulcs = [aulc([0, 2, 4], list(eval_curve("household", "aem", k).values())) for k in (0, 1, 2)]
     assert hh_aem.aulc.mean == pytest.approx(np.mean(aulcs))
@@ -94,7 +95,7 @@ def test_discover_and_summarize_numbers(run_root: Path):
     assert (d.env, d.method, d.seeds) == ("household", "aem", [0, 1, 2])
     assert d.final.mean == pytest.approx(0.125) and d.final.width == pytest.approx(0.0)
     base_final = {k: eval_curve("household", "none", k)[4] for k in (0, 1, 2)}
-    assert d.final == paired_diff(dict(zip((0, 1, 2), finals)), base_final, n_boot=N_BOOT)
+    assert d.final == paired_diff(dict(zip((0, 1, 2), finals)), base_final, bounds=(-1.0, 1.0))
 
 
 def test_write_report_tables_figures_and_context(run_root: Path):
@@ -152,3 +153,29 @@ def test_alpha_buckets_split_by_advantage_sign(run_root: Path):
     assert [b.label for b in alpha_by_bucket(cells, n_buckets=10)] == ["1", "2", "3", "4"]
     sub = alpha_by_bucket(cells, n_buckets=1, max_per_bucket=10)
     assert sub[0].all.size == 10 and sub[0].neg.size + sub[0].pos.size == 10
+
+
+def test_two_seeds_get_an_honest_interval_not_their_range(tmp_path: Path):
+    # The committed quick report's figures: 2 seeds, final success 10/64, 19/64 (GRPO) and 13/64,
+    # 17/64 (GRPO+AEM). A percentile bootstrap over 2 values is just [min, max] and covers the mean
+    # about half the time; the report's "95% CI" must be the t interval (clipped to the rate range).
+    root = tmp_path / "bench"
+    finals = {("none", 0): 10 / 64, ("none", 1): 19 / 64, ("aem", 0): 13 / 64, ("aem", 1): 17 / 64}
+    for (method, seed), v in finals.items():
+        d = write_cell(root, "household", method, seed)
+        (d / "final.json").write_text(json.dumps({"eval/success_rate": v, "iterations": ITERS, "wall_s": 1.0}))
+    md = write_report(root, n_boot=500).read_text()
+    t1 = 12.7062047
+    base = [finals[("none", 0)], finals[("none", 1)]]
+    hi = np.mean(base) + t1 * np.std(base, ddof=1) / np.sqrt(2)
+    assert hi > 1.0  # two seeds this far apart say almost nothing
+    assert f"| household | GRPO | 2 | {np.mean(base) * 100:.1f} [0.0, 100.0] |" in md
+    diffs = [finals[("aem", s)] - finals[("none", s)] for s in (0, 1)]
+    half = t1 * np.std(diffs, ddof=1) / np.sqrt(2)
+    want = f"{np.mean(diffs) * 100:.1f} [{(np.mean(diffs) - half) * 100:.1f}, {(np.mean(diffs) + half) * 100:.1f}]"
+    assert f"| household | GRPO+AEM − GRPO | 2 | {want} |" in md
+    assert "[15.6, 29.7]" not in md and "Student-t" in md and "bootstrap band" not in md
+    results = json.loads((root / "results.json").read_text())
+    row = results["rows"][0]
+    assert row["final_success"]["method"] == "t" and row["final_success_bootstrap"]["method"] == "bootstrap"
+    assert row["final_success_bootstrap"]["lo"] == pytest.approx(10 / 64)  # the range, for comparison

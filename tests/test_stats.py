@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from aem_train.stats import CI, aulc, bootstrap_ci, eval_aulc, metric_curve, paired_diff, read_jsonl
+from aem_train.stats import CI, aulc, bootstrap_ci, eval_aulc, metric_curve, paired_diff, read_jsonl, t_ci, t_quantile
 
 
 def test_constant_data_gives_zero_width_interval():
@@ -64,6 +64,64 @@ def test_paired_diff_removes_shared_seed_variance():
     treat = {s: v + 0.1 for s, v in base.items()}
     d = paired_diff(treat, base, n_boot=500)
     assert d.mean == pytest.approx(0.1) and d.lo == pytest.approx(0.1) and d.hi == pytest.approx(0.1)
+
+
+def test_t_quantile_matches_published_tables():
+    # Student's t table (two-sided 95% unless noted), and the normal limit.
+    for df, p, want in [(1, 0.975, 12.7062), (2, 0.975, 4.3027), (4, 0.975, 2.7764), (9, 0.975, 2.2622),
+                        (100, 0.975, 1.9840), (2, 0.995, 9.9248), (30, 0.95, 1.6973), (10**7, 0.975, 1.9600)]:
+        assert t_quantile(p, df) == pytest.approx(want, abs=1e-4), (df, p)
+    assert t_quantile(0.025, 4) == pytest.approx(-2.7764, abs=1e-4)
+    assert t_quantile(0.5, 3) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_t_interval_by_hand_and_clipped_to_the_rate_range():
+    # The quick preset's two GRPO seeds (final success 10/64 and 19/64): mean +- t(1) * s / sqrt(2).
+    x = [0.15625, 0.296875]
+    half = 12.7062047 * np.std(x, ddof=1) / math.sqrt(2)
+    ci = t_ci(x)
+    assert (ci.n, ci.method) == (2, "t")
+    assert ci.mean == pytest.approx(np.mean(x)) and ci.lo == pytest.approx(np.mean(x) - half, abs=1e-6)
+    assert ci.hi == pytest.approx(np.mean(x) + half, abs=1e-6)
+    clipped = t_ci(x, bounds=(0.0, 1.0))
+    assert (clipped.lo, clipped.hi) == (0.0, 1.0)  # -0.67 .. 1.12 intersected with [0, 1]
+    # Two seeds tell little: the interval is far wider than their range, unlike the bootstrap's.
+    boot = bootstrap_ci(x, n_boot=2000)
+    assert (boot.lo, boot.hi) == pytest.approx((min(x), max(x)))
+    assert ci.width > 10 * boot.width
+    x5 = [0.1, 0.4, 0.35, 0.8, 0.55]
+    assert t_ci(x5).width == pytest.approx(2 * 2.776445 * np.std(x5, ddof=1) / math.sqrt(5), rel=1e-6)
+    assert math.isnan(t_ci([0.7]).lo) and t_ci([0.7]).fmt(100) == "70.0" and t_ci([]).n == 0
+    assert t_ci([0.3, float("nan"), 0.5]).n == 2
+
+
+def test_t_interval_keeps_its_coverage_with_few_seeds_and_the_bootstrap_does_not():
+    # 95% intervals from n normal draws around 0: how often do they contain 0?
+    rng = np.random.default_rng(2024)
+    reps = 1000
+    for n, boot_max in ((2, 0.60), (3, 0.85)):
+        t_hits = boot_hits = 0
+        for k in range(reps):
+            x = rng.normal(0.0, 1.0, n)
+            ci = t_ci(x)
+            t_hits += ci.lo <= 0.0 <= ci.hi
+            b = bootstrap_ci(x, n_boot=400, seed=k)
+            boot_hits += b.lo <= 0.0 <= b.hi
+        assert 0.93 <= t_hits / reps <= 0.97, (n, t_hits)
+        assert boot_hits / reps < boot_max, (n, boot_hits)  # ~0.48 with 2 seeds, ~0.75 with 3
+
+
+def test_paired_diff_t_is_the_t_interval_of_the_differences():
+    treat = {0: 0.203125, 1: 0.265625, 2: 0.5}
+    base = {0: 0.15625, 1: 0.296875}  # seed 2 failed for the baseline: not paired
+    d = paired_diff(treat, base)
+    assert d == t_ci([0.203125 - 0.15625, 0.265625 - 0.296875])
+    assert d.method == "t" and d.n == 2
+    clipped = paired_diff(treat, base, bounds=(-0.25, 0.25))  # -0.49 .. 0.50 unclipped
+    assert (clipped.lo, clipped.hi) == (-0.25, 0.25)
+    assert paired_diff(treat, base, method="bootstrap", n_boot=300).method == "bootstrap"
+    with pytest.raises(ValueError, match="'t' or 'bootstrap'"):
+        paired_diff(treat, base, method="z")
 
 
 def test_paired_diff_pairs_by_seed_not_position():
