@@ -287,13 +287,13 @@ class Policy:
         defaults to on for GPU. ``reference``: ``"auto"`` (adapter-disabled for LoRA, a frozen
         copy on the policy's device otherwise), ``"cpu"`` (frozen copy on CPU), ``"none"``.
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         dev = pick_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
         path, hub_kwargs = resolve_checkpoint(name_or_path)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, **hub_kwargs)
+            tokenizer = _load_tokenizer(path, hub_kwargs)
         except (OSError, ValueError) as e:
             raise FileNotFoundError(
                 f"{path!r}: no tokenizer could be loaded ({_first_line(e)}); save the model's tokenizer "
@@ -696,6 +696,31 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> tuple[str, dict[str, 
             f"(`hf download {path} --local-dir DIR`) and set model.path=DIR"
         ) from None
     return path, {}
+
+
+#: What ``save_pretrained`` writes for a tokenizer that is its ``tokenizer.json`` and nothing else
+#: (transformers 5 and 4 respectively).
+_GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _load_tokenizer(path: str, hub_kwargs: dict[str, Any]):
+    """``AutoTokenizer``, except that a tokenizer saved as the generic class is loaded as exactly
+    that. transformers 5 loads such a tokenizer next to a Qwen2 config as ``Qwen2Tokenizer``,
+    which rebuilds the pipeline from the vocabulary: a tokenizer the user trained encoded 354
+    tokens where its own ``tokenizer.json`` gives 338 (measured), and gained a pad token past
+    the model's embedding. An official checkpoint declares its own class and is not affected."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tok = AutoTokenizer.from_pretrained(path, **hub_kwargs)
+    if type(tok).__name__ in _GENERIC_TOKENIZER_CLASSES:
+        return tok
+    try:
+        from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+        declared = get_tokenizer_config(path, **hub_kwargs).get("tokenizer_class")
+    except Exception:  # noqa: BLE001 - an internal helper; without it AutoTokenizer's choice stands
+        return tok
+    return PreTrainedTokenizerFast.from_pretrained(path, **hub_kwargs) if declared in _GENERIC_TOKENIZER_CLASSES else tok
 
 
 def _check_checkpoint_dir(p: Path) -> dict[str, Any]:

@@ -334,3 +334,16 @@ def test_user_checkpoints_train(tmp_path, arch, ckpt_kw, overrides):
     first = next(r for r in recs if r["iteration"] == 1)
     assert abs(first["ppo/approx_kl"]) < 1e-5 and first["ppo/clip_frac"] == 0.0, first
     assert all(np.isfinite(r["ppo/loss"]) for r in recs if "ppo/loss" in r)
+
+
+def test_a_users_tokenizer_encodes_as_saved_whatever_the_architecture(tmp_path):
+    """transformers 5 loads a generic tokenizer saved next to a Qwen2 config as Qwen2Tokenizer,
+    which re-tokenizes differently from the tokenizer.json the user trained and saved."""
+    from tokenizers import Tokenizer
+
+    d = user_checkpoint(tmp_path / "m", arch="qwen2", pad=False)
+    pol = _load(d)
+    text = "You are in the middle of a room. <action>go to fridge 1</action>  x\n\n  y"
+    assert pol.tokenizer(text, add_special_tokens=False)["input_ids"] == Tokenizer.from_file(str(d / "tokenizer.json")).encode(
+        text, add_special_tokens=False).ids
+    assert len(pol.tokenizer) == pol.model.get_input_embeddings().num_embeddings  # no token added on load
