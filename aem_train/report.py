@@ -257,13 +257,16 @@ def _curve_band(cells: Sequence[Cell], key: str) -> tuple[np.ndarray, np.ndarray
     return its, mean, lo, hi
 
 
-def _plt():
-    import matplotlib
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float]):
+    """(figure, axes grid) drawn by the Agg canvas directly. No pyplot: ``matplotlib.use("Agg")``
+    would switch the backend of the calling process (a notebook's figures stop showing) and
+    pyplot keeps every figure until it is closed; this needs no display and changes nothing."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 def _runs(cells: Sequence[Cell], env: str) -> list[tuple[str, str, list[Cell]]]:
@@ -278,10 +281,9 @@ def _runs(cells: Sequence[Cell], env: str) -> list[tuple[str, str, list[Cell]]]:
 
 def plot_curves(cells: Sequence[Cell], envs: Sequence[str], panels: Sequence[tuple[str, str]], out: Path) -> Path:
     """One row per env, one column per (metric key, y label); mean over seeds, shaded min-max."""
-    plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(len(envs), len(panels), figsize=(5.2 * len(panels), 3.4 * len(envs)), squeeze=False)
+    fig, axes = _figure(len(envs), len(panels), (5.2 * len(panels), 3.4 * len(envs)))
     for r, env in enumerate(envs):
         for col, (key, ylabel) in enumerate(panels):
             ax = axes[r][col]
@@ -303,7 +305,6 @@ def plot_curves(cells: Sequence[Cell], envs: Sequence[str], panels: Sequence[tup
                 ax.text(0.5, 0.5, f"no '{key}' logged", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
@@ -371,13 +372,12 @@ def plot_alpha(cells: Sequence[Cell], envs: Sequence[str], out: Path) -> Path | 
                     panels.append((env, est, method, buckets))
     if not panels:
         return None
-    plt = _plt()
     from matplotlib.patches import Patch
 
     kinds = [("all", "0.6", "all responses"), ("neg", "tab:red", "A < 0"), ("pos", "tab:blue", "A > 0")]
     ncol = min(2, len(panels))
     nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(6.0 * ncol, 3.6 * nrow), squeeze=False)
+    fig, axes = _figure(nrow, ncol, (6.0 * ncol, 3.6 * nrow))
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     for ax, (env, est, method, buckets) in zip(axes.ravel(), panels):
@@ -402,7 +402,6 @@ def plot_alpha(cells: Sequence[Cell], envs: Sequence[str], out: Path) -> Path | 
         ax.legend(handles=[Patch(facecolor=c, alpha=0.55, label=lab) for _, c, lab in kinds], fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 

@@ -179,3 +179,31 @@ def test_two_seeds_get_an_honest_interval_not_their_range(tmp_path: Path):
     row = results["rows"][0]
     assert row["final_success"]["method"] == "t" and row["final_success_bootstrap"]["method"] == "bootstrap"
     assert row["final_success_bootstrap"]["lo"] == pytest.approx(10 / 64)  # the range, for comparison
+
+
+def test_report_leaves_the_callers_matplotlib_backend_and_figures_alone(run_root: Path):
+    # A notebook or script calling write_report keeps its backend and its open figures.
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    fig = plt.figure()
+    try:
+        write_report(run_root, n_boot=200)
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == [fig.number]
+    finally:
+        plt.close(fig)
+        matplotlib.use(before)
+    assert (run_root / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_regenerates_byte_identically(run_root: Path):
+    write_report(run_root, n_boot=300)
+    first = {p.name: p.read_bytes() for p in run_root.iterdir() if p.is_file()}
+    write_report(run_root, n_boot=300)
+    second = {p.name: p.read_bytes() for p in run_root.iterdir() if p.is_file()}
+    assert first.keys() == second.keys() and {"report.md", "results.json", "alpha.png"} <= set(first)
+    for name in first:
+        assert first[name] == second[name], name
