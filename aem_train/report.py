@@ -79,6 +79,8 @@ class Cell:
     def status(self) -> str:
         if self.finished:
             return "finished"
+        if (self.path / "bench_error.txt").is_file():  # the grid runner's record of a raised cell
+            return "failed (see bench_error.txt)"
         return "partial" if (self.path / "metrics.jsonl").is_file() else "not started"
 
     @property
@@ -122,6 +124,20 @@ def discover(run_root: str | Path) -> list[Cell]:
         final = _read_json(final_path) if final_path.is_file() else None
         cells.append(Cell(seed_dir.parent.parent.name, est, method, int(m.group(1)), seed_dir, final))
     return cells
+
+
+def missing_cells(bench: dict[str, Any], cells: Sequence[Cell]) -> list[tuple[str, str, str, int]]:
+    """(env, estimator, method, seed) of the grid in ``bench.json`` that have no directory and were
+    not skipped: a grid stopped early (or cut by ``--only``) must not read as complete."""
+    if not all(isinstance(bench.get(k), list) for k in ("envs", "estimators", "methods", "seeds")):
+        return []
+    have = {(c.env, c.estimator, c.method, c.seed) for c in cells}
+    skipped = {(s.get("env"), s.get("run"), s.get("seed")) for s in bench.get("skipped") or []}
+    return [
+        (env, est, m, int(seed))
+        for env in bench["envs"] for est in bench["estimators"] for m in bench["methods"] for seed in bench["seeds"]
+        if (env, est, m, int(seed)) not in have and (env, run_name(est, m), int(seed)) not in skipped
+    ]
 
 
 def _order(items: Iterable[str], preferred: Sequence[str]) -> list[str]:
@@ -435,6 +451,10 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     figs["alpha"] = plot_alpha(finished, envs, root / "alpha.png")
 
     seeds = sorted({c.seed for c in cells})
+    missing = missing_cells(bench, cells)
+    on_disk = {(c.env, run_name(c.estimator, c.method), c.seed) for c in cells}
+    skipped = [s for s in bench.get("skipped") or [] if (s.get("env"), s.get("run"), s.get("seed")) not in on_disk]
+    failed = sum(c.status.startswith("failed") for c in cells)
     cell_wall = sum(float(c.final.get("wall_s", 0.0)) for c in finished)
     lines = [f"# AEM benchmark report: {bench.get('preset', root.name)}", ""]
     if bench.get("description"):
@@ -455,8 +475,10 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         + f"; training cells {_fmt_seconds(cell_wall)} summed"
         + (f"; CPU time {bench['cpu_s']:.0f} s (CPU/wall {bench['cpu_s'] / bench['wall_s']:.2f}; "
            "a low ratio can mean the machine was shared)" if bench.get("cpu_s") and bench.get("wall_s") else ""),
-        f"- seeds: {', '.join(map(str, seeds))}; cells finished {len(finished)} of {len(cells)}"
-        + (f"; skipped {len(bench.get('skipped', []))}" if bench.get("skipped") else ""),
+        f"- seeds: {', '.join(map(str, seeds))}; cells finished {len(finished)} of {len(cells) + len(missing) + len(skipped)}"
+        + (f"; failed {failed}" if failed else "")
+        + (f"; not started {len(missing)}" if missing else "")
+        + (f"; skipped {len(skipped)}" if skipped else ""),
         "- statistics: mean over seeds with a 95% Student-t interval (t quantile with n-1 degrees of freedom, "
         "clipped to the possible range; none for a single seed); the interval is over seeds only, on fixed test "
         "tasks; differences are paired by seed (seeds finished by both methods); final = the eval after the last "
@@ -505,7 +527,9 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
             f"{'—' if math.isnan(fin) else f'{fin * 100:.1f}'} | {'—' if math.isnan(au) else f'{au * 100:.1f}'} | "
             f"{'—' if wall is None else f'{float(wall):.0f}'} |"
         )
-    for s in bench.get("skipped", []):
+    for env, est, m, seed in missing:
+        lines.append(f"| {env} | {run_name(est, m)} | {seed} | not started | — | — | — |")
+    for s in skipped:
         lines.append(f"| {s.get('env', '?')} | {s.get('run', '?')} | {s.get('seed', '?')} | skipped: {s.get('reason', '')} | — | — | — |")
     lines.append("")
     (root / "report.md").write_text("\n".join(lines))

@@ -207,3 +207,28 @@ def test_report_regenerates_byte_identically(run_root: Path):
     assert first.keys() == second.keys() and {"report.md", "results.json", "alpha.png"} <= set(first)
     for name in first:
         assert first[name] == second[name], name
+
+
+def test_unstarted_and_failed_cells_of_the_grid_are_counted(tmp_path: Path):
+    # A grid of 2 methods x 3 seeds stopped after 3 cells: seed 1's AEM cell raised (the grid
+    # runner left bench_error.txt), seed 2 never started (no directories at all).
+    root = tmp_path / "bench"
+    write_cell(root, "household", "none", 0)
+    write_cell(root, "household", "aem", 0)
+    write_cell(root, "household", "none", 1)
+    failed = write_cell(root, "household", "aem", 1, finished=False)
+    (failed / "bench_error.txt").write_text("Traceback ...\nRuntimeError: out of memory\n")
+    (root / "bench.json").write_text(json.dumps({
+        "preset": "quick", "envs": ["household"], "estimators": ["grpo"], "methods": ["none", "aem"], "seeds": [0, 1, 2],
+        "skipped": []}))
+    md = write_report(root, n_boot=200).read_text()
+    assert "cells finished 3 of 6; failed 1; not started 2" in md
+    assert "| household | grpo-aem | 1 | failed (see bench_error.txt) |" in md
+    assert "| household | grpo-none | 2 | not started |" in md and "| household | grpo-aem | 2 | not started |" in md
+    # Skipped (no Docker) cells are counted once, as skipped.
+    bench = json.loads((root / "bench.json").read_text())
+    bench["skipped"] = [{"env": "household", "run": "grpo-aem", "seed": 2, "reason": "no Docker engine"}]
+    (root / "bench.json").write_text(json.dumps(bench))
+    md = write_report(root, n_boot=200).read_text()
+    assert "cells finished 3 of 6; failed 1; not started 1; skipped 1" in md
+    assert "| household | grpo-aem | 2 | skipped: no Docker engine |" in md
