@@ -232,3 +232,19 @@ def test_unstarted_and_failed_cells_of_the_grid_are_counted(tmp_path: Path):
     md = write_report(root, n_boot=200).read_text()
     assert "cells finished 3 of 6; failed 1; not started 1; skipped 1" in md
     assert "| household | grpo-aem | 2 | skipped: no Docker engine |" in md
+
+
+def test_wall_time_line_says_what_the_sessions_did(run_root: Path):
+    bench = json.loads((run_root / "bench.json").read_text())
+    cells = ["household/grpo-none/seed0", "household/grpo-aem/seed0"]
+    # A second session that only rewrote the report reran nothing.
+    bench["sessions"] = [{"wall_s": 700.0, "cells_run": cells}, {"wall_s": 54.0, "cells_run": []}]
+    (run_root / "bench.json").write_text(json.dumps(bench))
+    md = write_report(run_root, n_boot=200).read_text()
+    assert "- wall time: 754 s (12.6 min) in total over 2 sessions (700 s, 54 s) (setup" in md
+    assert "again" not in md and "rerun" not in md
+    # Both cells finished again after their directories were deleted: the total holds replaced work.
+    bench["sessions"][1]["cells_run"] = cells
+    (run_root / "bench.json").write_text(json.dumps(bench))
+    md = write_report(run_root, n_boot=200).read_text()
+    assert "over 2 sessions (700 s, 54 s), including 2 cells finished again in a later session" in md
