@@ -19,7 +19,7 @@ import argparse
 import json
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +138,51 @@ def missing_cells(bench: dict[str, Any], cells: Sequence[Cell]) -> list[tuple[st
         for env in bench["envs"] for est in bench["estimators"] for m in bench["methods"] for seed in bench["seeds"]
         if (env, est, m, int(seed)) not in have and (env, run_name(est, m), int(seed)) not in skipped
     ]
+
+
+#: Config keys that differ between the cells of one env by design: the grid's axes and the run dir.
+GRID_AXES = frozenset({"train.seed", "train.run_dir", "algo.estimator", *(k for m in METHODS.values() for k in m)})
+
+
+def _flat_config(path: Path) -> dict[str, Any] | None:
+    """A run's config.yaml as ``{"section.key": value}`` with defaults filled in (keys added to
+    the config since the run keep their defaults), the grid's axes left out; None if unreadable."""
+    import yaml
+
+    from aem_train import config as config_mod
+
+    try:
+        full = config_mod.from_dict(yaml.safe_load(path.read_text()) or {}).to_dict()
+    except Exception:  # noqa: BLE001 - a missing, unparsable or no longer valid config
+        return None
+    flat = {f"{sec}.{k}": v for sec, d in full.items() for k, v in d.items()}
+    return {k: v for k, v in flat.items() if k not in GRID_AXES}
+
+
+def config_mismatches(cells: Sequence[Cell]) -> list[str]:
+    """One line per finished cell whose settings differ from its env's most common settings in
+    anything but estimator, method and seed: such a cell is not comparable with the others (a
+    spec edited between sessions, a directory copied from another grid)."""
+    by_env: dict[str, list[tuple[Cell, dict[str, Any] | None]]] = defaultdict(list)
+    for c in cells:
+        if c.finished:
+            by_env[c.env].append((c, _flat_config(c.path / "config.yaml")))
+    out: list[str] = []
+    for env, items in by_env.items():
+        keyed = [json.dumps(f, sort_keys=True, default=str) for _, f in items if f is not None]
+        if not keyed:
+            continue
+        common = json.loads(Counter(keyed).most_common(1)[0][0])
+        for c, f in items:
+            where = f"{env}/{run_name(c.estimator, c.method)}/seed{c.seed}"
+            if f is None:
+                out.append(f"{where}: config.yaml missing or not a valid config")
+                continue
+            f = json.loads(json.dumps(f, sort_keys=True, default=str))  # same JSON types as `common`
+            diff = sorted(k for k in set(f) | set(common) if f.get(k) != common.get(k))
+            if diff:
+                out.append(f"{where}: " + ", ".join(f"`{k}={f.get(k)}` (others {common.get(k)})" for k in diff))
+    return out
 
 
 def _order(items: Iterable[str], preferred: Sequence[str]) -> list[str]:
@@ -455,6 +500,7 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     on_disk = {(c.env, run_name(c.estimator, c.method), c.seed) for c in cells}
     skipped = [s for s in bench.get("skipped") or [] if (s.get("env"), s.get("run"), s.get("seed")) not in on_disk]
     failed = sum(c.status.startswith("failed") for c in cells)
+    mismatched = config_mismatches(cells)
     cell_wall = sum(float(c.final.get("wall_s", 0.0)) for c in finished)
     lines = [f"# AEM benchmark report: {bench.get('preset', root.name)}", ""]
     if bench.get("description"):
@@ -488,6 +534,9 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         "paper's results. CPU presets train tiny models for a few iterations, so differences between "
         "methods are small and noisy; read them with their intervals and the number of seeds.",
         "",
+        *(["**Settings differ within an env** (besides estimator, method and seed), so these cells are not "
+            "comparable with the others; rerun them with the spec's settings (delete their directories):", "",
+            *[f"- {x}" for x in mismatched], ""] if mismatched else []),
         "## Final test success and AULC",
         "",
         results_table(summary),

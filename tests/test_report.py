@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aem_train import cli
+from aem_train.config import Config
 from aem_train.report import alpha_by_bucket, discover, method_label, summarize, write_report
 from aem_train.stats import aulc, bootstrap_ci, paired_diff, t_ci
 
@@ -248,3 +249,17 @@ def test_wall_time_line_says_what_the_sessions_did(run_root: Path):
     (run_root / "bench.json").write_text(json.dumps(bench))
     md = write_report(run_root, n_boot=200).read_text()
     assert "over 2 sessions (700 s, 54 s), including 2 cells finished again in a later session" in md
+
+
+def test_cells_run_with_other_settings_are_flagged(run_root: Path):
+    # The spec's ppo.lr was edited and one baseline seed rerun: it no longer pairs like for like.
+    md = write_report(run_root, n_boot=200).read_text()
+    assert "Settings differ" not in md
+    cfg = run_root / "household" / "grpo-none" / "seed1" / "config.yaml"
+    cfg.write_text(cfg.read_text() + "ppo:\n  lr: 5.0e-05\n")
+    (run_root / "webshop" / "grpo-aem" / "seed2" / "config.yaml").unlink()
+    md = write_report(run_root, n_boot=200).read_text()
+    assert "**Settings differ within an env**" in md
+    assert f"- household/grpo-none/seed1: `ppo.lr=5e-05` (others {Config().ppo.lr})" in md
+    assert "- webshop/grpo-aem/seed2: config.yaml missing or not a valid config" in md
+    assert md.count("\n- household/") == 1 and md.count("\n- webshop/") == 1  # method and seed are axes
