@@ -199,22 +199,23 @@ def plan(spec: BenchSpec, out: str | Path, only: Sequence[str] = ()) -> list[Cel
 
 def _selected(c: CellPlan, only: Sequence[str]) -> bool:
     """``--only ENV/METHOD/SEED`` patterns (fnmatch); ENV matches the name or id, METHOD the method
-    or ``estimator-method``, SEED ``3`` or ``seed3``; missing parts match everything."""
+    or ``estimator-method``, SEED ``3`` or ``seed3``; missing parts match everything. An env id
+    holds slashes of its own (``aem/Household-v0``, ``my_envs:acme/Maze-v0``,
+    ``envs/maze.py:acme/Maze-v0``), so every split of the pattern into ENV and the rest is tried."""
     if not only:
         return True
     for pat in only:
         parts = pat.split("/")
-        if pat.startswith("aem/") and len(parts) > 1:  # an env id contains a slash
-            parts = [f"{parts[0]}/{parts[1]}"] + parts[2:]
-        parts += ["*"] * (3 - len(parts))
-        env_p, meth_p, seed_p = parts[:3]
-        if not (fnmatch.fnmatch(c.env.name, env_p) or fnmatch.fnmatch(c.env.id, env_p)):
-            continue
-        if not (fnmatch.fnmatch(c.method, meth_p) or fnmatch.fnmatch(run_name(c.estimator, c.method), meth_p)):
-            continue
-        if not (fnmatch.fnmatch(str(c.seed), seed_p) or fnmatch.fnmatch(f"seed{c.seed}", seed_p)):
-            continue
-        return True
+        for k in range(max(1, len(parts) - 2), len(parts) + 1):
+            env_p = "/".join(parts[:k])
+            meth_p, seed_p = (parts[k:] + ["*", "*"])[:2]
+            if not (fnmatch.fnmatch(c.env.name, env_p) or fnmatch.fnmatch(c.env.id, env_p)):
+                continue
+            if not (fnmatch.fnmatch(c.method, meth_p) or fnmatch.fnmatch(run_name(c.estimator, c.method), meth_p)):
+                continue
+            if not (fnmatch.fnmatch(str(c.seed), seed_p) or fnmatch.fnmatch(f"seed{c.seed}", seed_p)):
+                continue
+            return True
     return False
 
 

@@ -150,6 +150,19 @@ def test_only_filters(tmp_path: Path):
         bench.run_grid(spec, tmp_path / "o", only=["zz"], train_fn=fast_train)
 
 
+def test_only_matches_env_ids_of_any_namespace_and_module_prefix(tmp_path: Path):
+    # Users' envs: MODULE:ID and FILE.py:ID ids whose namespace is not aem/.
+    spec = bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0}, ws: {id: aem/WebShop-v0}"))
+    spec.envs[0].id = "my_envs:acme/Maze-v0"
+    spec.envs[1].id = "envs/maze.py:acme/Maze-v1"
+    keys = lambda only: [c.key for c in bench.plan(spec, "o", only)]  # noqa: E731
+    assert keys(["my_envs:acme/Maze-v0/aem/1"]) == ["hh/grpo-aem/seed1"]
+    assert keys(["my_envs:acme/Maze-v0"]) == ["hh/grpo-none/seed0", "hh/grpo-aem/seed0", "hh/grpo-none/seed1", "hh/grpo-aem/seed1"]
+    assert keys(["envs/maze.py:acme/Maze-v1/none"]) == ["ws/grpo-none/seed0", "ws/grpo-none/seed1"]
+    assert keys(["*acme/Maze-v?/grpo-aem/seed0"]) == ["hh/grpo-aem/seed0", "ws/grpo-aem/seed0"]
+    assert keys(["hh/aem/0"]) == ["hh/grpo-aem/seed0"] and keys(["acme/aem"]) == []
+
+
 def test_dry_run_cli_lists_quick_cells(capsys, tmp_path: Path):
     assert cli.main(["bench", "--preset", "quick", "--dry-run", "--out", str(tmp_path / "q")]) == 0
     out = capsys.readouterr().out
