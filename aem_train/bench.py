@@ -580,7 +580,8 @@ def run_grid(
         "hardware": hardware(), "skipped": skipped,
     })
     sessions = meta.setdefault("sessions", [])
-    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "wall_s": 0.0, "setup_s": 0.0, "cells_run": []}
+    session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hardware": meta["hardware"], "wall_s": 0.0,
+               "setup_s": 0.0, "cells_run": []}  # a grid resumed elsewhere ran on more than one machine
     sessions.append(session)
 
     def save_meta() -> None:

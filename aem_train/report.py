@@ -508,7 +508,7 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     lines += [
         f"- preset: `{bench.get('preset', 'not recorded')}`"
         + (f" (`{bench['config_path']}`)" if bench.get("config_path") else ""),
-        f"- hardware: {bench.get('hardware', 'not recorded')}",
+        f"- hardware: {_hardware(bench)}",
         *(["- envs: " + "; ".join(
             f"{name} = `{eid}`" + (f" with {_fmt_overrides(bench.get('env_overrides', {}).get(name))}"
                                    if bench.get("env_overrides", {}).get(name) else "")
@@ -600,6 +600,19 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     }
     (root / "results.json").write_text(json.dumps(_strict(results), indent=2, allow_nan=False))
     return root / "report.md"
+
+
+def _hardware(bench: dict[str, Any]) -> str:
+    """The machine the cells ran on; every machine, with its sessions, when a grid was resumed on
+    another one (bench.json's top-level ``hardware`` is only the last session's)."""
+    used: dict[str, list[int]] = defaultdict(list)
+    for i, x in enumerate(bench.get("sessions") or [], 1):
+        if x.get("hardware") and (x.get("cells_run") or x.get("setup_s")):
+            used[x["hardware"]].append(i)
+    if len(used) < 2:
+        return str(next(iter(used), bench.get("hardware", "not recorded")))
+    return "; ".join(f"{hw} (session{'s' if len(ix) > 1 else ''} {', '.join(map(str, ix))})" for hw, ix in used.items()) + (
+        " — cells run on different machines may not be comparable")
 
 
 def _sessions_note(sessions: Sequence[dict[str, Any]]) -> str:

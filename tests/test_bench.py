@@ -208,6 +208,7 @@ def test_grid_runs_reports_and_retries_a_crashed_cell(tmp_path: Path):
         assert p.stat().st_mtime_ns == m and calls(p.parent) == 1
     meta = json.loads((out / "bench.json").read_text())
     assert len(meta["sessions"]) == 2 and meta["preset"] == "testbench" and meta["hardware"]
+    assert meta["sessions"][1]["hardware"] == meta["hardware"]  # each session names its machine
     assert meta["wall_s"] > 0 and meta["cpu_s"] > 0 and "cpu_s" in meta["sessions"][0]
     md = (out / "report.md").read_text()
     assert "| hh | GRPO+AEM | 2 |" in md and "| hh | GRPO+AEM − GRPO | 2 |" in md
@@ -221,6 +222,27 @@ def test_grid_runs_reports_and_retries_a_crashed_cell(tmp_path: Path):
     logs.clear()
     bench.run_grid(spec, out, train_fn=flaky, log=logs.append, report=False)
     assert any(x.startswith("note: 4 finished cells ran with a different config") for x in logs)
+
+
+def test_fail_fast_stops_at_the_first_failing_cell(tmp_path: Path):
+    spec = bench.load_spec(write_spec(tmp_path))
+    out = tmp_path / "out"
+
+    def broken_aem(cfg: Config, resume: bool = True) -> dict:
+        if cfg.algo.modulation == "aem":
+            raise RuntimeError("boom")
+        return fast_train(cfg, resume)
+
+    logs: list[str] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        bench.run_grid(spec, out, train_fn=broken_aem, log=logs.append, fail_fast=True)
+    # Seed-major order: seed0's baseline ran, seed0's AEM failed, seed 1 never started.
+    assert (out / "hh" / "grpo-none" / "seed0" / "final.json").is_file()
+    assert "RuntimeError: boom" in (out / "hh" / "grpo-aem" / "seed0" / "bench_error.txt").read_text()
+    assert not (out / "hh" / "grpo-none" / "seed1").exists()
+    meta = json.loads((out / "bench.json").read_text())
+    assert meta["sessions"][0]["cells_run"] == ["hh/grpo-none/seed0"] and meta["sessions"][0]["wall_s"] > 0
+    assert any("FAILED" in x for x in logs)
 
 
 def test_grid_terminated_midway_resumes_without_recomputing(tmp_path: Path):

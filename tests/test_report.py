@@ -263,3 +263,20 @@ def test_cells_run_with_other_settings_are_flagged(run_root: Path):
     assert f"- household/grpo-none/seed1: `ppo.lr=5e-05` (others {Config().ppo.lr})" in md
     assert "- webshop/grpo-aem/seed2: config.yaml missing or not a valid config" in md
     assert md.count("\n- household/") == 1 and md.count("\n- webshop/") == 1  # method and seed are axes
+
+
+def test_hardware_of_every_session_that_ran_cells_is_named(run_root: Path):
+    bench = json.loads((run_root / "bench.json").read_text())
+    bench["hardware"] = "Laptop CPU"  # the last session, which only rewrote the report
+    bench["sessions"] = [
+        {"wall_s": 500.0, "hardware": "Test CPU, 2 CPUs", "setup_s": 90.0, "cells_run": ["household/grpo-none/seed0"]},
+        {"wall_s": 250.0, "hardware": "Test GPU box", "setup_s": 0.0, "cells_run": ["household/grpo-aem/seed0"]},
+        {"wall_s": 4.0, "hardware": "Laptop CPU", "setup_s": 0.0, "cells_run": []},
+    ]
+    (run_root / "bench.json").write_text(json.dumps(bench))
+    md = write_report(run_root, n_boot=200).read_text()
+    assert ("- hardware: Test CPU, 2 CPUs (session 1); Test GPU box (session 2) — cells run on different "
+            "machines may not be comparable") in md
+    bench["sessions"][1]["hardware"] = "Test CPU, 2 CPUs"
+    (run_root / "bench.json").write_text(json.dumps(bench))
+    assert "- hardware: Test CPU, 2 CPUs\n" in write_report(run_root, n_boot=200).read_text()
