@@ -652,7 +652,8 @@ def _strict(o: Any) -> Any:
 # ------------------------------------------------------------------------------------- CLI
 def _cmd_report(args: argparse.Namespace) -> int:
     path = write_report(args.run_root, n_boot=args.n_boot, seed=args.seed)
-    summary = summarize(discover(args.run_root), n_boot=args.n_boot, seed=args.seed)
+    bench = _read_json(Path(args.run_root) / "bench.json") or {}
+    summary = summarize(discover(args.run_root), n_boot=args.n_boot, seed=args.seed, env_order=bench.get("envs", []))
     print(results_table(summary))
     if summary.diffs:
         print()

@@ -125,9 +125,15 @@ def test_write_report_tables_figures_and_context(run_root: Path):
 
 
 def test_report_cli_prints_table(run_root: Path, capsys):
+    bench = json.loads((run_root / "bench.json").read_text())
+    bench["envs"] = ["webshop", "household"]  # the spec's order, not alphabetical
+    (run_root / "bench.json").write_text(json.dumps(bench))
     assert cli.main(["report", str(run_root), "--n-boot", "500"]) == 0
     out = capsys.readouterr().out
     assert "| household | GRPO+AEM |" in out and "report:" in out
+    md = (run_root / "report.md").read_text()
+    assert out.index("| webshop | GRPO |") < out.index("| household | GRPO |")  # as in report.md
+    assert md.index("| webshop | GRPO |") < md.index("| household | GRPO |")
 
 
 def test_report_errors_name_the_fix(tmp_path: Path):
