@@ -471,8 +471,10 @@ def _cpu_s() -> float:
 
 
 def _config_changed(spec: BenchSpec, cell: CellPlan) -> bool:
-    """Whether a finished cell's saved config.yaml differs from what the spec gives it now
-    (the model path is left out: it depends on where the setup was cached)."""
+    """Whether a finished cell's saved config.yaml differs from what the spec gives it now. The
+    model path is left out (it depends on where the setup was cached) and so is the run dir: the
+    saved file lives in it, and ``--out`` spelled another way (absolute, from another directory)
+    names the same cell."""
     saved = cell.run_dir / "config.yaml"
     if not saved.is_file():
         return False
@@ -481,7 +483,7 @@ def _config_changed(spec: BenchSpec, cell: CellPlan) -> bool:
         new = cell_config(spec, cell, None)
     except Exception:  # noqa: BLE001 - an unreadable config is "changed"
         return True
-    return not same_config(old, new, ignore=("model.path",))
+    return not same_config(old, new, ignore=("model.path", "train.run_dir"))
 
 
 def _term_as_interrupt():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -156,6 +157,13 @@ def _flat_config(path: Path) -> dict[str, Any] | None:
     except Exception:  # noqa: BLE001 - a missing, unparsable or no longer valid config
         return None
     flat = {f"{sec}.{k}": v for sec, d in full.items() for k, v in d.items()}
+    model, run_dir = str(flat.get("model.path") or ""), str(flat.get("train.run_dir") or "")
+    if model and run_dir and Path(model).is_absolute() == Path(run_dir).is_absolute():
+        # A checkpoint under the grid's OUT (OUT/setup/...; cells are OUT/<env>/<run>/seed<k>) is
+        # named by where it is from the cell, not by how --out was spelled (relative, absolute).
+        rel = os.path.relpath(model, run_dir)
+        if rel.startswith(os.path.join("..", "..", "..", "")) and not rel[9:].startswith(".."):
+            flat["model.path"] = os.path.join("OUT", rel[9:])
     return {k: v for k, v in flat.items() if k not in GRID_AXES}
 
 

@@ -245,6 +245,16 @@ def test_fail_fast_stops_at_the_first_failing_cell(tmp_path: Path):
     assert any("FAILED" in x for x in logs)
 
 
+def test_out_spelled_another_way_is_not_a_config_change(tmp_path: Path, monkeypatch):
+    spec = bench.load_spec(write_spec(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    bench.run_grid(spec, "out", train_fn=fast_train, log=lambda s: None, report=False)  # relative --out
+    logs: list[str] = []
+    res = bench.run_grid(spec, tmp_path / "out", train_fn=fast_train, log=logs.append, report=False)
+    assert res.ran == [] and len(res.skipped_done) == 4
+    assert not any(x.startswith("note:") for x in logs), logs
+
+
 def test_grid_terminated_midway_resumes_without_recomputing(tmp_path: Path):
     spec_path = write_spec(tmp_path, iterations=8)
     out = tmp_path / "out"

@@ -286,3 +286,21 @@ def test_hardware_of_every_session_that_ran_cells_is_named(run_root: Path):
     bench["sessions"][1]["hardware"] = "Test CPU, 2 CPUs"
     (run_root / "bench.json").write_text(json.dumps(bench))
     assert "- hardware: Test CPU, 2 CPUs\n" in write_report(run_root, n_boot=200).read_text()
+
+
+def test_out_spelled_another_way_is_not_a_settings_difference(run_root: Path):
+    # Seed 0 ran with a relative --out, seed 1 with the absolute one: same model, same settings.
+    def set_paths(cell: Path, out: str, model: str) -> None:
+        rel = cell.relative_to(run_root)
+        (cell / "config.yaml").write_text(
+            f"model:\n  path: {model}\ntrain:\n  seed: {rel.name[4:]}\n  run_dir: {out}/{rel}\n"
+            f"algo:\n  modulation: {rel.parent.name[5:]}\n")
+
+    for d in run_root.glob("*/*/seed*"):
+        set_paths(d, "runs/q", "runs/q/setup/sft-x")
+    hh1 = run_root / "household" / "grpo-aem" / "seed1"
+    set_paths(hh1, str(run_root), f"{run_root}/setup/sft-x")
+    assert "Settings differ" not in write_report(run_root, n_boot=200).read_text()
+    set_paths(hh1, str(run_root), f"{run_root}/setup/sft-other")  # another checkpoint: a real difference
+    md = write_report(run_root, n_boot=200).read_text()
+    assert "- household/grpo-aem/seed1: `model.path=OUT/setup/sft-other` (others OUT/setup/sft-x)" in md
