@@ -654,8 +654,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> tuple[str, dict[str, 
     arguments for ``from_pretrained``.
 
     A local directory must hold a Hugging Face checkpoint (``config.json``, weights, tokenizer
-    files). Anything else that reads as a hub id (``name`` or ``org/name``) is loaded from the
-    Hugging Face cache when it is there (``local_files_only``: no network round trip); when it
+    files). Anything else that reads as a hub id (``name`` or ``org/name``) is loaded from its
+    snapshot directory in the Hugging Face cache when it is there (no network round trip); when it
     is not, one quick request tells whether the hub is reachable at all, because without a
     network ``from_pretrained`` retries for ~50 s and then prints a 30-line traceback. Every
     failure is one line that names the fix.
@@ -676,10 +676,13 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> tuple[str, dict[str, 
             f"no checkpoint at {path!r}; create one with `aem-train init-model --preset tiny {path} --envs ...` "
             "or point model.path at a Hugging Face checkpoint directory"
         )
-    from huggingface_hub import model_info, try_to_load_from_cache
+    from huggingface_hub import model_info, snapshot_download, try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(path, "config.json"), str):
-        return path, {"local_files_only": True}
+        # The snapshot's directory, not the id: given the id, transformers still asks the hub
+        # for an adapter_config.json even with local_files_only (~25 s of retries offline).
+        snapshot = Path(snapshot_download(path, local_files_only=True))
+        return str(snapshot), {"local_files_only": True} | _check_checkpoint_dir(snapshot)
     not_here = f"{path!r} is neither a local directory nor a model in the Hugging Face cache"
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise FileNotFoundError(f"{not_here}, and HF_HUB_OFFLINE is set; download it first or set model.path to a local directory")

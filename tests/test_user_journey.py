@@ -347,3 +347,21 @@ def test_a_users_tokenizer_encodes_as_saved_whatever_the_architecture(tmp_path):
     assert pol.tokenizer(text, add_special_tokens=False)["input_ids"] == Tokenizer.from_file(str(d / "tokenizer.json")).encode(
         text, add_special_tokens=False).ids
     assert len(pol.tokenizer) == pol.model.get_input_embeddings().num_embeddings  # no token added on load
+
+
+def test_a_cached_hub_id_loads_without_a_network(tmp_path, user_model):
+    """A hub id already in the Hugging Face cache (the paper preset's Qwen2.5, say) loads at once."""
+    import shutil
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / "models--aem-user--tiny-model"
+    shutil.copytree(user_model, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    code = ("from aem_train.policy import Policy; p = Policy.from_pretrained('aem-user/tiny-model', device='cpu', "
+            "reference='none'); print('vocab', len(p.tokenizer))")
+    # Any request goes to a closed local port: it fails, retried for ~25 s, and says so on stderr.
+    r = _run([sys.executable, "-c", code], cwd=tmp_path, timeout=90,
+             env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert r.returncode == 0 and "vocab" in r.stdout, r.stderr[-2000:]
+    assert "while requesting" not in r.stderr and "Retrying" not in r.stderr, r.stderr[-2000:]
