@@ -460,6 +460,9 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             return json.loads((run_dir / "final.json").read_text())
     torch.set_num_threads(t.threads)
     torch.manual_seed(t.seed)
+    # cuBLAS is only deterministic with a fixed workspace, which it reads when CUDA starts in
+    # this process (a user's own setting wins); CPU runs are bit-exact regardless (tests).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
 
     policy = load_policy(cfg)
