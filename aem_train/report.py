@@ -161,22 +161,23 @@ def _flat_config(path: Path) -> dict[str, Any] | None:
     if model and run_dir and Path(model).is_absolute() == Path(run_dir).is_absolute():
         # A checkpoint under the grid's OUT (OUT/setup/...; cells are OUT/<env>/<run>/seed<k>) is
         # named by where it is from the cell, not by how --out was spelled (relative, absolute).
-        rel = os.path.relpath(model, run_dir)
-        if rel.startswith(os.path.join("..", "..", "..", "")) and not rel[9:].startswith(".."):
-            flat["model.path"] = os.path.join("OUT", rel[9:])
+        rel, up = os.path.relpath(model, run_dir), os.path.join("..", "..", "..", "")
+        if rel.startswith(up) and not rel[len(up):].startswith(".."):
+            flat["model.path"] = os.path.join("OUT", rel[len(up):])
     return {k: v for k, v in flat.items() if k not in GRID_AXES}
 
 
 def config_mismatches(cells: Sequence[Cell]) -> list[str]:
-    """One line per finished cell whose settings differ from its env's most common settings in
-    anything but estimator, method and seed: such a cell is not comparable with the others (a
-    spec edited between sessions, a directory copied from another grid)."""
-    by_env: dict[str, list[tuple[Cell, dict[str, Any] | None]]] = defaultdict(list)
+    """One line per finished cell whose settings differ from the most common settings of its env
+    and estimator in anything but method and seed: such a cell is not comparable with the others
+    (a spec edited between sessions, a directory copied from another grid). Estimators are
+    compared apart because settings follow from them (``gae`` turns on ``model.value_head``)."""
+    by_group: dict[tuple[str, str], list[tuple[Cell, dict[str, Any] | None]]] = defaultdict(list)
     for c in cells:
         if c.finished:
-            by_env[c.env].append((c, _flat_config(c.path / "config.yaml")))
+            by_group[(c.env, c.estimator)].append((c, _flat_config(c.path / "config.yaml")))
     out: list[str] = []
-    for env, items in by_env.items():
+    for (env, _), items in by_group.items():
         keyed = [json.dumps(f, sort_keys=True, default=str) for _, f in items if f is not None]
         if not keyed:
             continue
@@ -542,7 +543,7 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         "paper's results. CPU presets train tiny models for a few iterations, so differences between "
         "methods are small and noisy; read them with their intervals and the number of seeds.",
         "",
-        *(["**Settings differ within an env** (besides estimator, method and seed), so these cells are not "
+        *(["**Settings differ within an env** (besides method and seed), so these cells are not "
             "comparable with the others; rerun them with the spec's settings (delete their directories):", "",
             *[f"- {x}" for x in mismatched], ""] if mismatched else []),
         "## Final test success and AULC",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -273,8 +274,12 @@ def test_wall_time_line_says_what_the_sessions_did(small_root: Path):
 
 def test_cells_run_with_other_settings_are_flagged(small_root: Path):
     # The spec's ppo.lr was edited and one baseline seed rerun: it no longer pairs like for like.
+    for seed in (0, 1):  # a GAE baseline: its config differs by what the estimator implies (value head)
+        gae = small_root / "household" / "gae-none" / f"seed{seed}"
+        shutil.copytree(small_root / "household" / "grpo-none" / f"seed{seed}", gae)
+        (gae / "config.yaml").write_text(f"algo:\n  estimator: gae\n  modulation: none\ntrain:\n  seed: {seed}\n")
     md = write_report(small_root, n_boot=200).read_text()
-    assert "Settings differ" not in md
+    assert "Settings differ" not in md and "| household | GAE | 2 |" in md
     cfg = small_root / "household" / "grpo-none" / "seed1" / "config.yaml"
     cfg.write_text(cfg.read_text() + "ppo:\n  lr: 5.0e-05\n")
     (small_root / "household" / "grpo-aem" / "seed0" / "config.yaml").unlink()
