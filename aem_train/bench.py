@@ -61,6 +61,9 @@ from aem_train.report import ESTIMATORS, METHODS, discover, results_table, diff_
 #: Env ids whose episodes run in Docker sandboxes.
 DOCKER_ENV_IDS = frozenset({"aem/Shell-v0", "aem/CodeRepair-v0"})
 PRESET_NAMES = ("quick", "standard", "paper")
+#: Config keys each cell gets from the grid, and where a spec sets them instead.
+GRID_OWNED = {"env.id": "envs.<name>.id", "algo.estimator": "grid.estimators", "algo.modulation": "grid.methods",
+              "train.seed": "grid.seeds", "train.run_dir": "--out (or the spec's 'out')"}
 SETUP_KEYS = {"kind", "model_preset", "shared", "init_episodes", "tokenizer_envs", "pretrain", "sft", "model"}
 TrainFn = Callable[..., dict]
 
@@ -179,6 +182,11 @@ def load_spec(path: str | Path, common_overrides: dict[str, Any] | None = None) 
     for e in envs:
         if e.setup["kind"] not in ("tiny", "none"):
             raise ValueError(f"{p}: envs.{e.name}.setup.kind must be 'tiny' or 'none'")
+    for where, overrides in [("common (or --set)", common)] + [(f"envs.{e.name}.overrides", e.overrides) for e in envs]:
+        owned = sorted(set(overrides) & set(GRID_OWNED))
+        if owned:  # the cell would silently get the grid's value instead
+            raise ValueError(f"{p}: {where} sets {', '.join(owned)}, which the grid sets per cell; use "
+                             + "; ".join(f"{GRID_OWNED[k]} for {k}" for k in owned))
     spec = BenchSpec(name, str(data.get("description") or ""), common, envs, estimators, methods, seeds,
                      str(data.get("out") or f"runs/bench/{name}"), int(data.get("n_boot", 10_000)), str(p))
     for e in envs:  # fail now, not after an hour of training, on a bad override

@@ -136,6 +136,11 @@ def test_env_overrides_and_bad_specs(tmp_path: Path):
         bench.load_spec(write_spec(tmp_path, extra="common: {train: {iteratons: 3}}\n"))
     with pytest.raises(FileNotFoundError, match="--preset quick"):
         bench.load_spec(tmp_path / "nope.yaml")
+    # Keys the grid sets per cell would be overwritten without a word: refused, naming where they go.
+    with pytest.raises(ValueError, match=r"common \(or --set\) sets train.seed, which the grid sets per cell; use grid.seeds"):
+        bench.load_spec(write_spec(tmp_path), {"train.seed": 5})
+    with pytest.raises(ValueError, match="envs.hh.overrides sets algo.modulation.*grid.methods"):
+        bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0, overrides: {algo: {modulation: aem}}}"))
 
 
 def test_only_filters(tmp_path: Path):
