@@ -323,3 +323,26 @@ def test_out_spelled_another_way_is_not_a_settings_difference(small_root: Path):
     set_paths(hh1, str(small_root), f"{small_root}/setup/sft-other")  # another checkpoint: a real difference
     md = write_report(small_root, n_boot=200).read_text()
     assert "- household/grpo-aem/seed1: `model.path=OUT/setup/sft-other` (others OUT/setup/sft-x)" in md
+
+
+def test_pairing_uses_only_seeds_both_methods_finished(tmp_path: Path):
+    root = tmp_path / "bench"
+    for seed in (0, 1, 2):
+        write_cell(root, "household", "aem", seed)
+    write_cell(root, "household", "none", 0)
+    write_cell(root, "household", "none", 1, finished=False)  # failed or killed: not paired
+    write_cell(root, "household", "none", 2)
+    s = summarize(discover(root), n_boot=200)
+    base, aem = s.rows
+    assert (base.seeds, aem.seeds) == ([0, 2], [0, 1, 2])
+    d = s.diffs[0]
+    assert d.seeds == [0, 2] and d.final.n == 2
+    assert d.final.mean == pytest.approx(0.125)  # AEM gains 0.25, the baseline 0.125, on every seed
+    # One pair left (the baseline's seed 3 has no AEM run): a difference, no interval.
+    write_cell(root, "household", "none", 3)
+    (root / "household" / "grpo-none" / "seed0" / "final.json").unlink()
+    d = summarize(discover(root), n_boot=200).diffs[0]
+    assert d.seeds == [2] and d.final.n == 1 and d.final.fmt(100) == "12.5"
+    (root / "household" / "grpo-none" / "seed2" / "final.json").unlink()
+    d = summarize(discover(root), n_boot=200).diffs[0]
+    assert d.seeds == [] and d.final.n == 0 and d.final.fmt(100) == "—"
