@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -174,8 +175,11 @@ def make(env_id: str, **kwargs: Any):
             f"make({s.id!r}) returns the bare env, which has its own turn limit: pass "
             f"max_turns={kwargs['max_episode_steps']} instead of max_episode_steps"
         )
-    _check_kwargs(s, kwargs)
-    env = gym.make(s.id, disable_env_checker=True, **kwargs)
+    try:
+        env = gym.make(s.id, disable_env_checker=True, **kwargs)
+    except TypeError as e:
+        _raise_if_unknown_kwarg(s, kwargs, e)
+        raise
     base = env.unwrapped
     base.spec = env.spec
     return base
@@ -197,18 +201,18 @@ def _accepted_kwargs(target: Any) -> set[str] | None:
     return None
 
 
-def _check_kwargs(s: gym.envs.registration.EnvSpec, kwargs: dict[str, Any]) -> None:
+def _raise_if_unknown_kwarg(s: gym.envs.registration.EnvSpec, kwargs: dict[str, Any], e: TypeError) -> None:
     """An unknown constructor argument is one line naming the accepted ones, not a TypeError
-    from deep inside Gymnasium (a YAML ``{rooms:1}`` without a space is the key ``'rooms:1'``)."""
-    accepted = _accepted_kwargs(env_class(s.id))
-    if accepted is None:
+    from deep inside Gymnasium (a YAML ``{rooms:1}`` without a space is the key ``'rooms:1'``).
+    Only a key the caller passed counts: any other TypeError is a bug with its own traceback."""
+    m = re.search(r"unexpected keyword argument '([^']+)'", str(e))
+    if m is None or m.group(1) not in {**(s.kwargs or {}), **kwargs}:
         return
-    for k in {**(s.kwargs or {}), **kwargs}:
-        if k not in accepted and k not in ("max_episode_steps", "disable_env_checker"):  # gym.make's own
-            hint = " (in YAML write a space after the colon: {rooms: 1})" if ":" in str(k) else ""
-            raise ValueError(
-                f"{s.id} does not accept the argument {k!r}{hint}; it takes: {', '.join(sorted(accepted))}"
-            )
+    k = m.group(1)
+    hint = " (in YAML write a space after the colon: {rooms: 1})" if ":" in k else ""
+    accepted = _accepted_kwargs(env_class(s.id))
+    takes = f"it takes: {', '.join(sorted(accepted))}" if accepted else "see its constructor"
+    raise ValueError(f"{s.id} does not accept the argument {k!r}{hint}; {takes}") from None
 
 
 def env_class(env_id: str) -> type:
