@@ -202,6 +202,10 @@ def test_grid_runs_reports_and_retries_a_crashed_cell(tmp_path: Path):
     assert any("FAILED" in x and "rerun the bench to retry" in x for x in logs)
     assert (out / "report.md").is_file()  # the report covers what finished
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("hh/*/seed*/final.json")}
+    listing: list[str] = []
+    bench.run_grid(spec, out, dry_run=True, log=listing.append)
+    assert any(x.startswith("hh/grpo-aem/seed0") and x.endswith("failed (see bench_error.txt)") for x in listing)
+    assert "| hh | grpo-aem | 0 | failed (see bench_error.txt) |" in (out / "report.md").read_text()
 
     logs.clear()
     res2 = bench.run_grid(spec, out, train_fn=flaky, log=logs.append)
