@@ -173,6 +173,12 @@ def load_spec(path: str | Path, common_overrides: dict[str, Any] | None = None) 
     estimators = [str(x) for x in grid.get("estimators", ["grpo"])]
     methods = [str(x) for x in grid.get("methods", ["none", "aem"])]
     seeds = [int(x) for x in grid.get("seeds", [0])]
+    for key, vals in (("estimators", estimators), ("methods", methods), ("seeds", seeds)):
+        dup = sorted({str(v) for v in vals if vals.count(v) > 1})
+        if dup:  # the same cell twice: run twice, counted twice
+            raise ValueError(f"{p}: grid.{key} lists {', '.join(dup)} more than once")
+    if not seeds:
+        raise ValueError(f"{p}: grid.seeds is empty; e.g. seeds: [0, 1]")
     for est in estimators:
         if est not in ESTIMATORS:
             raise ValueError(f"{p}: grid estimator {est!r} is not one of {', '.join(ESTIMATORS)}")
@@ -192,7 +198,7 @@ def load_spec(path: str | Path, common_overrides: dict[str, Any] | None = None) 
     for e in envs:  # fail now, not after an hour of training, on a bad override
         for est in estimators:
             for m in methods:
-                cell_config(spec, CellPlan(e, est, m, seeds[0] if seeds else 0, Path("runs/x")), "model")
+                cell_config(spec, CellPlan(e, est, m, seeds[0], Path("runs/x")), "model")
     return spec
 
 

@@ -634,7 +634,7 @@ def _sessions_note(sessions: Sequence[dict[str, Any]]) -> str:
     note = f" over {len(sessions)} sessions ({walls})"
     runs: dict[str, int] = defaultdict(int)
     for x in sessions:
-        for key in x.get("cells_run") or []:
+        for key in set(x.get("cells_run") or []):
             runs[key] += 1
     again = sum(1 for k in runs if runs[k] > 1)
     if again:

@@ -136,6 +136,12 @@ def test_env_overrides_and_bad_specs(tmp_path: Path):
         bench.load_spec(write_spec(tmp_path, extra="common: {train: {iteratons: 3}}\n"))
     with pytest.raises(FileNotFoundError, match="--preset quick"):
         bench.load_spec(tmp_path / "nope.yaml")
+    with pytest.raises(ValueError, match=r"grid.seeds lists 1 more than once"):
+        bench.load_spec(write_spec(tmp_path, extra="grid: {seeds: [0, 1, 1]}\n"))
+    with pytest.raises(ValueError, match=r"grid.methods lists aem more than once"):
+        bench.load_spec(write_spec(tmp_path, extra="grid: {methods: [none, aem, aem]}\n"))
+    with pytest.raises(ValueError, match=r"grid.seeds is empty"):
+        bench.load_spec(write_spec(tmp_path, extra="grid: {seeds: []}\n"))
     # Keys the grid sets per cell would be overwritten without a word: refused, naming where they go.
     with pytest.raises(ValueError, match=r"common \(or --set\) sets train.seed, which the grid sets per cell; use grid.seeds"):
         bench.load_spec(write_spec(tmp_path), {"train.seed": 5})
