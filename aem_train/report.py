@@ -504,8 +504,8 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         finished, envs, [("entropy/response_mean", "response entropy (nats/token)")], root / "entropy.png")
     figs["alpha"] = plot_alpha(finished, envs, root / "alpha.png")
 
-    seeds = sorted({c.seed for c in cells})
     missing = missing_cells(bench, cells)
+    seeds = sorted({c.seed for c in cells} | {m[3] for m in missing})
     on_disk = {(c.env, run_name(c.estimator, c.method), c.seed) for c in cells}
     skipped = [s for s in bench.get("skipped") or [] if (s.get("env"), s.get("run"), s.get("seed")) not in on_disk]
     failed = sum(c.status.startswith("failed") for c in cells)

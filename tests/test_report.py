@@ -244,7 +244,7 @@ def test_unstarted_and_failed_cells_of_the_grid_are_counted(tmp_path: Path):
         "preset": "quick", "envs": ["household"], "estimators": ["grpo"], "methods": ["none", "aem"], "seeds": [0, 1, 2],
         "skipped": []}))
     md = write_report(root, n_boot=200).read_text()
-    assert "cells finished 3 of 6; failed 1; not started 2" in md
+    assert "- seeds: 0, 1, 2; cells finished 3 of 6; failed 1; not started 2" in md
     assert "| household | grpo-aem | 1 | failed (see bench_error.txt) |" in md
     assert "| household | grpo-none | 2 | not started |" in md and "| household | grpo-aem | 2 | not started |" in md
     # Skipped (no Docker) cells are counted once, as skipped.
