@@ -564,7 +564,8 @@ def run_grid(
     if dry_run:
         for c in cells:
             docker = " (Docker env)" if c.env.id in DOCKER_ENV_IDS else ""
-            state = ("finished" if c.finished else "failed (see bench_error.txt)" if (c.run_dir / "bench_error.txt").is_file()
+            failed = (c.run_dir / "bench_error.txt").is_file()
+            state = ("finished" if c.finished else "failed (see bench_error.txt)" if failed
                      else "partial" if c.run_dir.exists() else "pending")
             log(f"{c.key:<40} {state}{docker}")
         log(f"{len(cells)} cells, {sum(c.finished for c in cells)} finished; output {out}")

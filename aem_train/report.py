@@ -528,7 +528,8 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         + f"; training cells {_fmt_seconds(cell_wall)} summed"
         + (f"; CPU time {bench['cpu_s']:.0f} s (CPU/wall {bench['cpu_s'] / bench['wall_s']:.2f}; "
            "a low ratio can mean the machine was shared)" if bench.get("cpu_s") and bench.get("wall_s") else ""),
-        f"- seeds: {', '.join(map(str, seeds))}; cells finished {len(finished)} of {len(cells) + len(missing) + len(skipped)}"
+        f"- seeds: {', '.join(map(str, seeds))}; "
+        f"cells finished {len(finished)} of {len(cells) + len(missing) + len(skipped)}"
         + (f"; failed {failed}" if failed else "")
         + (f"; not started {len(missing)}" if missing else "")
         + (f"; skipped {len(skipped)}" if skipped else ""),
@@ -620,8 +621,8 @@ def _hardware(bench: dict[str, Any]) -> str:
             used[x["hardware"]].append(i)
     if len(used) < 2:
         return str(next(iter(used), bench.get("hardware", "not recorded")))
-    return "; ".join(f"{hw} (session{'s' if len(ix) > 1 else ''} {', '.join(map(str, ix))})" for hw, ix in used.items()) + (
-        " — cells run on different machines may not be comparable")
+    named = [f"{hw} (session{'s' if len(ix) > 1 else ''} {', '.join(map(str, ix))})" for hw, ix in used.items()]
+    return "; ".join(named) + " — cells run on different machines may not be comparable"
 
 
 def _sessions_note(sessions: Sequence[dict[str, Any]]) -> str:
@@ -678,7 +679,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     sp = sub.add_parser("report", help="regenerate report.md + figures from a bench run directory")
     sp.add_argument("run_root", help="the --out directory of aem-train bench")
-    sp.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT, help="resamples of the percentile-bootstrap intervals results.json keeps next to the t intervals (default 10000)")
+    sp.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT,
+                    help="resamples of the percentile-bootstrap intervals results.json keeps next to the t intervals "
+                         "(default 10000)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator")
     add_common_options(sp)
     sp.set_defaults(fn=_cmd_report)
