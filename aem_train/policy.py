@@ -433,8 +433,17 @@ class Policy:
         return ids
 
     def decode_response(self, ids: Sequence[int]) -> str:
-        """The text the env receives (special tokens such as EOS dropped)."""
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        """The text the env receives: the response as sampled without its closing stop token.
+
+        Other special tokens stay in the text. With ``skip_special_tokens=True`` a tokenizer
+        whose ``<action>`` tags were added as special tokens (``add_special_tokens``) gave the
+        env "go to fridge 1" for "<action>go to fridge 1</action>": every action invalid, no
+        error anywhere. A special token the model emits mid-response is part of what it said.
+        """
+        ids = list(ids)
+        if ids and ids[-1] in self.stop_token_ids:  # responses are cut right after their first stop token
+            ids = ids[:-1]
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     # ------------------------------------------------------------------ scoring
     def forward_response(

@@ -365,3 +365,26 @@ def test_a_cached_hub_id_loads_without_a_network(tmp_path, user_model):
              env={"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"})
     assert r.returncode == 0 and "vocab" in r.stdout, r.stderr[-2000:]
     assert "while requesting" not in r.stderr and "Retrying" not in r.stderr, r.stderr[-2000:]
+
+
+def test_action_tags_added_as_special_tokens_reach_the_env(tmp_path):
+    """decode_response skipped special tokens, so tags added with add_special_tokens vanished and
+    the env saw 'look' for '<action>look</action>': every action invalid, silently."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = user_checkpoint(tmp_path / "m")
+    tok = AutoTokenizer.from_pretrained(d)
+    tok.add_special_tokens({"additional_special_tokens": ["<action>", "</action>"]})
+    model = AutoModelForCausalLM.from_pretrained(d)
+    model.resize_token_embeddings(len(tok), mean_resizing=False)
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    pol = _load(d)
+    im_end = pol.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    ids = pol.tokenizer("<action>look</action>", add_special_tokens=False)["input_ids"]
+    assert pol.decode_response(ids + [pol.eos_token_id]) == "<action>look</action>"
+    assert pol.decode_response(ids + [im_end]) == "<action>look</action>"  # the template's turn end
+    assert pol.decode_response(ids) == "<action>look</action>"  # cut by max_new_tokens: nothing to drop
+    env = aem_envs.make("aem/Household-v0")
+    env.reset(seed=0)
+    assert env.step(pol.decode_response(ids + [pol.eos_token_id]))[4]["action_valid"]
