@@ -620,20 +620,22 @@ def run_grid(
         log(f"note: {len(stale)} finished cells ran with a different config than the spec now gives "
             f"(e.g. {stale[0]}); they are kept as they are; delete their directories to rerun them")
 
-    model_paths: dict[str, str | None] = {}
-    if todo and setup:
-        t_setup = time.perf_counter()
-        need = list({c.env.name: c.env for c in todo}.values())
-        model_paths = run_setup(spec, out, need, log, unavailable=sorted({c.env.id for c in drop_docker}))
-        session["setup_s"] = time.perf_counter() - t_setup
-        log(f"setup: {session['setup_s']:.0f} s")
-        save_meta()
-
-    if train_fn is None:
-        from aem_train.trainer import train as train_fn  # heavy import: only when cells run
-
-    prev_term = _term_as_interrupt()
+    prev_term = _term_as_interrupt()  # before the setup: it can take minutes, and its time counts too
     try:
+        model_paths: dict[str, str | None] = {}
+        if todo and setup:
+            t_setup = time.perf_counter()
+            need = list({c.env.name: c.env for c in todo}.values())
+            try:
+                model_paths = run_setup(spec, out, need, log, unavailable=sorted({c.env.id for c in drop_docker}))
+            finally:
+                session["setup_s"] = time.perf_counter() - t_setup
+            log(f"setup: {session['setup_s']:.0f} s")
+            save_meta()
+
+        if train_fn is None:
+            from aem_train.trainer import train as train_fn  # heavy import: only when cells run
+
         for i, c in enumerate(todo, 1):
             cfg = cell_config(spec, c, model_paths.get(c.env.name))
             state = "resuming" if c.run_dir.exists() else "starting"

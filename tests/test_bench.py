@@ -316,6 +316,40 @@ def test_grid_terminated_midway_resumes_without_recomputing(tmp_path: Path):
     assert its == list(range(9))  # resumed run: each iteration exactly once
 
 
+def test_grid_terminated_during_setup_records_the_session(tmp_path: Path):
+    # The setup (tokenizer, pretraining, SFT) takes minutes; a SIGTERM there must not lose its time.
+    spec_path = write_spec(tmp_path)
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""\
+        import sys, time
+        sys.path.insert(0, {str(TESTS_DIR)!r})
+        from test_bench import fast_train
+        from aem_train import bench
+
+        def slow_setup(*args, **kwargs):
+            print("setup started", flush=True)
+            time.sleep(60)
+
+        bench.run_setup = slow_setup
+        bench.run_grid(bench.load_spec({str(spec_path)!r}), {str(out)!r}, train_fn=fast_train, report=False)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if b"setup started" in line:
+                break
+        time.sleep(0.5)
+        proc.terminate()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    session = json.loads((out / "bench.json").read_text())["sessions"][0]
+    assert session["setup_s"] >= 0.4 and session["wall_s"] >= 0.4 and session["cells_run"] == []
+
+
 # ----------------------------------------------------------------------------- docker and setup
 def test_docker_cells_are_skipped_without_an_engine(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # nothing answers there
