@@ -124,15 +124,14 @@ def test_module_colon_id_imports_the_users_module(user_env_dir):
 def test_module_colon_id_accepts_a_file_path_and_runs_it_once(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     f = _write_module(tmp_path, "user_envs_b")
-    f.write_text(f.read_text() + "\nimport builtins\nbuiltins.user_envs_b_runs = getattr(builtins, 'user_envs_b_runs', 0) + 1\n")
-    import builtins
-
+    runs = tmp_path / "runs.txt"
+    f.write_text(f.read_text() + f"\nwith open({str(runs)!r}, 'a') as _f:\n    _f.write('run\\n')\n")
     for _ in range(2):
         env = aem_envs.make(f"{f}:aem/UserEnvsB-v0")
     from aem_train.cli import import_env_module
 
     import_env_module(str(f))  # --import of the same file: not executed again
-    assert builtins.user_envs_b_runs == 1 and env.spec.id == "aem/UserEnvsB-v0"
+    assert runs.read_text() == "run\n" and env.spec.id == "aem/UserEnvsB-v0"
 
 
 def test_module_errors_are_one_line_and_name_the_fix(user_env_dir):
