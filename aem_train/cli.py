@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="aem-train",
         description="Train text agents with PPO/GRPO + AEM (Adaptive Entropy Modulation, arXiv 2605.00425).",
+        epilog=(
+            "your own model: --model DIR, a directory written by save_pretrained (config.json, weights,\n"
+            "  tokenizer with a chat template), or a hub id in the Hugging Face cache\n"
+            "your own env:   env.id=MODULE:ID (my_envs:aem/MyEnv-v0, or path/to/my_envs.py:aem/MyEnv-v0),\n"
+            "  or --import my_envs.py; env arguments: \"env.kwargs={max_turns: 20}\"\n"
+            "aem-train COMMAND --help describes each command; README.md has the walk-through."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in _load_command_modules():

@@ -387,3 +387,10 @@ def test_action_tags_added_as_special_tokens_reach_the_env(tmp_path):
     env = aem_envs.make("aem/Household-v0")
     env.reset(seed=0)
     assert env.step(pol.decode_response(ids + [pol.eos_token_id]))[4]["action_valid"]
+
+
+def test_top_level_help_says_how_to_bring_a_model_and_an_env():
+    from aem_train.cli import build_parser
+
+    text = build_parser().format_help()
+    assert "--model DIR" in text and "save_pretrained" in text and "env.id=MODULE:ID" in text and "--import" in text
