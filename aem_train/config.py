@@ -284,6 +284,10 @@ def same_config(saved: dict[str, Any], cfg: Config, ignore: tuple[str, ...] = ()
         sec, key = name.split(".")
         for d in (old, new):
             d.get(sec, {}).pop(key, None)
+    for d in (old, new):  # one checkpoint directory, however its path is written
+        m = d.get("model", {})
+        if isinstance(m.get("path"), str) and Path(m["path"]).exists():
+            m["path"] = str(Path(m["path"]).resolve())
     return old == new
 
 

@@ -454,7 +454,8 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         finished = (run_dir / "final.json").exists()
         # a finished run's figures are only "the result" of the config that produced them
         if saved.exists() and (finished or (run_dir / "checkpoints" / "latest").exists()):
-            if not same_config(yaml.safe_load(saved.read_text()) or {}, cfg):
+            # the directory is the run: how its path is written (relative, absolute) does not matter
+            if not same_config(yaml.safe_load(saved.read_text()) or {}, cfg, ignore=("train.run_dir",)):
                 raise ValueError(f"{run_dir} holds a run with a different config; use a new train.run_dir or delete it")
         if finished:
             return json.loads((run_dir / "final.json").read_text())

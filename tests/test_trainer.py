@@ -279,6 +279,11 @@ def test_resume_refuses_a_different_config(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(T, "ppo_update", real)
     with pytest.raises(ValueError, match="different config"):
         train(_cfg(tiny_model, run, **{"train.eval_every": 4, "ppo.lr": 5e-4}), progress=False)
+    # the same run with its paths written another way (relative run dir, model path with "/.") resumes
+    monkeypatch.chdir(tmp_path)
+    train(_cfg(tiny_model + "/.", Path("r"), **{"train.eval_every": 4}), progress=False)
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in recs] == [0, 1, 2, 3, 4]
 
 
 def test_epochs_run_counts_epochs_and_target_kl_stops_early(tiny_model):
