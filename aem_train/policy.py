@@ -267,7 +267,10 @@ class Policy:
             tokenizer.pad_token = tokenizer.eos_token
         self._logits_to_keep_ok: bool | None = None
         self._system_in_user = self._check_chat_template(tokenizer)
-        self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id), _template_turn_end(tokenizer))
+        turn_end = _template_turn_end(tokenizer)
+        self.stop_token_ids = self._stop_ids(model, int(tokenizer.eos_token_id), turn_end)
+        #: The token that closes a demonstration: the chat template's turn end, else EOS.
+        self.turn_end_id = int(turn_end) if turn_end is not None else int(tokenizer.eos_token_id)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -413,11 +416,15 @@ class Policy:
         return self._in_vocab(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]))
 
     def encode_response(self, text: str) -> list[int]:
-        """Ids of a *demonstration* response (SFT only): the text followed by EOS.
+        """Ids of a *demonstration* response (SFT only): the text followed by the token the chat
+        template closes an assistant turn with (EOS when it writes none), so a demonstration
+        ends as every assistant turn in the prompts' history does. A base model whose EOS is not
+        its turn end (Qwen2.5: ``<|endoftext|>`` vs ``<|im_end|>``) was taught to end replies
+        with a token its chat history never shows.
 
         Sampled responses are never re-encoded; rollouts keep the ids the sampler drew.
         """
-        return self._in_vocab(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.eos_token_id])
+        return self._in_vocab(list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + [self.turn_end_id])
 
     def _in_vocab(self, ids: list[int]) -> list[int]:
         """``ids`` when the model has an embedding row for each; a tokenizer with tokens added

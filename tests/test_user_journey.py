@@ -394,3 +394,15 @@ def test_top_level_help_says_how_to_bring_a_model_and_an_env():
 
     text = build_parser().format_help()
     assert "--model DIR" in text and "save_pretrained" in text and "env.id=MODULE:ID" in text and "--import" in text
+
+
+def test_a_demonstration_ends_the_way_the_chat_template_ends_a_turn(user_model):
+    """EOS '</s>', ChatML turns end with '<|im_end|>': SFT targets end with '<|im_end|>', exactly the
+    tokens the template writes for that assistant turn (they ended with '</s>')."""
+    pol = _load(user_model)
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "look around"}]
+    text = "<action>look</action>"
+    rendered = pol.tokenizer.apply_chat_template([*msgs, {"role": "assistant", "content": text}], tokenize=False)
+    full = pol.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    demo = pol.encode_prompt(msgs) + pol.encode_response(text)
+    assert full[: len(demo)] == demo and pol.turn_end_id == pol.tokenizer.convert_tokens_to_ids("<|im_end|>")
