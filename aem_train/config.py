@@ -22,7 +22,7 @@ class ModelConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0  # must stay 0: the learner runs in eval mode (update forward == scoring forward)
-    dtype: str = "auto"  # auto = bf16 on GPU, fp32 on CPU
+    dtype: str = "auto"  # auto = bf16 on GPU with LoRA (adapters stay fp32), else fp32 (trainer.train_dtype)
     gradient_checkpointing: bool = False
     value_head: bool = False  # set automatically for estimator=gae
 
@@ -187,8 +187,15 @@ def apply(cfg: Config, updates: dict[str, Any]) -> Config:
         hints = get_type_hints(type(sub))
         names = [f.name for f in fields(sub)]
         for key, v in items.items():
+            key, _, entry = key.partition(".")  # env.kwargs.rooms=1: one entry of a dict field
             if key not in names:
                 raise ConfigError(f"unknown config key '{sec}.{key}'{_close(key, names)}")
+            if entry:
+                if hints[key] is not dict:
+                    raise ConfigError(f"'{sec}.{key}.{entry}': only dict keys such as env.kwargs take a third part")
+                current = dict(getattr(sub, key))
+                current[entry] = yaml.safe_load(v) if isinstance(v, str) else v
+                v = current
             setattr(sub, key, _coerce(sec, key, v, hints[key]))
     return cfg
 
@@ -228,6 +235,9 @@ def validate(cfg: Config) -> Config:
     for k in ("kl_coef", "entropy_coef", "vf_coef", "vf_clip", "target_kl", "max_grad_norm", "weight_decay"):
         if getattr(p, k) < 0:
             raise ConfigError(f"ppo.{k} must be >= 0")
+    if not cfg.model.lora and cfg.model.dtype in ("float16", "fp16", "half"):
+        raise ConfigError("model.dtype=float16 cannot hold full fine-tuning's weights (updates round away, then NaN); "
+                          "use model.dtype=float32 (or bfloat16), or model.lora=true")
     if cfg.model.lora_dropout != 0:
         raise ConfigError("model.lora_dropout must be 0: the learner runs the model in eval mode so its update "
                           "forward equals the scoring forward, and dropout would never apply")

@@ -411,3 +411,33 @@ def test_no_resume_discards_the_old_checkpoint(tiny_model, tmp_path, monkeypatch
         train(_cfg(tiny_model, tmp_path / "r", **{**over, "ppo.lr": 5e-4}), resume=False, progress=False)
     # resuming the new config would otherwise start from the old run's weights at its iteration
     assert not (tmp_path / "r" / "checkpoints" / "latest").exists()
+
+
+def test_dotted_overrides_set_one_entry_of_a_dict_field():
+    cfg = load(overrides=["env.kwargs.rooms=1", "env.kwargs.invalid_action=penalize(0)", "env.kwargs.max_turns=3"])
+    assert cfg.env.kwargs == {"rooms": 1, "invalid_action": "penalize(0)", "max_turns": 3}
+    with pytest.raises(ConfigError, match="only dict keys"):
+        load(overrides=["ppo.lr.x=1"])
+
+
+def test_full_fine_tuning_trains_in_float32_unless_told_otherwise():
+    from aem_train.trainer import train_dtype
+
+    assert train_dtype(from_dict({"model": {"lora": False}}).model) == "float32"
+    assert train_dtype(from_dict({"model": {"lora": True}}).model) == "auto"  # bf16 base on a GPU
+    assert train_dtype(from_dict({"model": {"lora": False, "dtype": "bfloat16"}}).model) == "bfloat16"
+    with pytest.raises(ConfigError, match="float16 cannot hold full fine-tuning"):
+        from_dict({"model": {"lora": False, "dtype": "float16"}})
+
+
+def test_a_bad_env_fails_before_the_model_loads(tmp_path, monkeypatch):
+    import aem_train.trainer as T
+
+    def no_load(cfg):
+        raise AssertionError("the model was loaded before the env was checked")
+
+    monkeypatch.setattr(T, "load_policy", no_load)
+    cfg = from_dict({"env": {"kwargs": {"no_such_argument": 1}}, "train": {"run_dir": str(tmp_path / "r")}})
+    with pytest.raises(Exception) as e:
+        train(cfg, progress=False)
+    assert "no_such_argument" in str(e.value) and not isinstance(e.value, AssertionError)
