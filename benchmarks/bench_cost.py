@@ -82,6 +82,7 @@ class EpisodeCost:
 
     startup_s: float
     episode_s: float
+    cpu_ratio: float = 1.0  # this process's CPU seconds / wall seconds while playing (one thread)
 
     def total(self, n: int) -> float:
         return self.startup_s + n * self.episode_s
@@ -106,8 +107,15 @@ class IterationCost:
     prompt_tokens: float
     rows: int
     eval_turns_mean: float
+    env_s: float  # of rollout_s, stepping the envs (Docker envs: mostly waiting for containers)
     wall_s: float  # the measurement itself
-    cpu_s: float  # ... and its CPU seconds (~2 x wall_s when it had both cores to itself)
+    cpu_s: float  # ... and this process's CPU seconds (~1.9 x wall_s with both cores to itself)
+    threads: int
+
+    @property
+    def cpu_share(self) -> float:
+        """Share of its ``threads`` cores this process had while measuring (<= 1)."""
+        return min(1.0, self.cpu_s / max(self.wall_s * self.threads, 1e-9))
 
     @property
     def iteration_s(self) -> float:
@@ -126,6 +134,7 @@ class EnvCost:
     transcripts: EpisodeCost  # pretraining documents
     demos: EpisodeCost  # SFT demonstrations
     sft_step_s: float
+    sft_step_cpu_s: float
     sft_steps: int
     init_episodes: int
     pretrain_episodes: int
@@ -142,6 +151,7 @@ class EnvCost:
     total_s: float = 0.0
     bound_train_s: float | None = None
     bound_total_s: float | None = None
+    dedicated_total_s: float = 0.0  # the same from CPU seconds (see dedicated())
 
     def cell_seconds(self, it: IterationCost) -> float:
         """One cell: its iterations, its evaluations and the per-cell overhead."""
@@ -157,7 +167,9 @@ class CostReport:
     skipped: dict[str, str]
     tokenizer_s: float  # shared: corpus of tokenizer-only envs + BPE training
     pretrain_step_s: float
+    pretrain_step_cpu_s: float
     pretrain_steps: int
+    threads: int
     parameters: int
     chars_per_token: float
     measure_wall_s: float = 0.0
@@ -168,6 +180,8 @@ class CostReport:
     train_s: float = 0.0
     total_s: float = 0.0
     bound_total_s: float | None = None
+    dedicated_setup_s: float = 0.0
+    dedicated_total_s: float = 0.0
 
     @property
     def shared_machine(self) -> bool:
@@ -179,6 +193,7 @@ class CostReport:
         d["total_h"] = self.total_s / 3600
         d["bound_total_h"] = self.bound_total_s / 3600 if self.bound_total_s is not None else None
         d["shared_machine"] = self.shared_machine
+        d["dedicated_total_h"] = self.dedicated_total_s / 3600
         for e, de in zip(self.envs, d["envs"]):
             de["iteration_s"] = e.it.iteration_s
             de["bound_iteration_s"] = e.bound.iteration_s if e.bound else None
@@ -229,13 +244,13 @@ def _matmul_gflops(threads: int) -> float:
 def _two_plays(play, k: int) -> tuple[EpisodeCost, Any]:
     """Time ``play(1)`` and ``play(1 + k)``; the difference is k episodes, the rest startup.
     Returns the cost model and the second play's result."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     play(1)
     t1 = time.perf_counter()
     out = play(1 + k)
     t2 = time.perf_counter()
     per = max((t2 - t1) - (t1 - t0), 0.0) / k  # (startup + (1+k) e) - (startup + e)
-    return EpisodeCost(startup_s=max((t1 - t0) - per, 0.0), episode_s=per), out
+    return EpisodeCost(max((t1 - t0) - per, 0.0), per, (_cpu_s() - c0) / max(t2 - t0, 1e-9)), out
 
 
 def evals_per_cell(iterations: int, eval_every: int) -> int:
@@ -283,7 +298,7 @@ def measure_iteration(cfg, model: str, run_dir: Path, eval_tasks: int, turns: in
         eval_task_s=sum(evals) / len(evals) / cfg.train.eval_tasks * scale, overhead_s=overhead,
         turns_mean=r1["train/turns_mean"], prompt_tokens=r1["perf/mean_prompt_tokens"],
         rows=int(r1["train/rows"]), eval_turns_mean=r1.get("eval/turns_mean", float("nan")),
-        wall_s=wall, cpu_s=cpu,
+        env_s=r1.get("perf/env_seconds", 0.0) * scale, wall_s=wall, cpu_s=cpu, threads=cfg.train.threads,
     )
 
 
@@ -366,7 +381,7 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
         trans[e.name], (d, st) = _two_plays(play, knobs.demo_episodes)
         docs += d
         doc_stats[e.name] = st[e.id]
-    pretrain_step_s = 0.0
+    pretrain_step_s = pretrain_step_cpu_s = 0.0
     if setup.get("pretrain") is not None:
         # aem_train.pretrain.pretrain() is transcripts() + train_sft(loss_on="all") on the mix; the
         # transcripts are played above, so only the training steps are timed here
@@ -376,7 +391,7 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
         sft_like.steps = knobs.steps
         _log(f"pretraining: {knobs.steps} steps of {sft_like.batch_size}")
         res = train_sft(policy, sft_like, demos=docs, progress=False)
-        pretrain_step_s = res.seconds / res.steps
+        pretrain_step_s, pretrain_step_cpu_s = res.seconds / res.steps, res.cpu_seconds / res.steps
         pretrain_steps = int(pre.get("steps", PretrainConfig.__dataclass_fields__["steps"].default))
     else:
         pretrain_steps = 0
@@ -398,11 +413,11 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
             train_sft(policy, scfg, demos=demos, progress=False)  # warm-up step
             scfg.steps = knobs.steps
             r = train_sft(policy, scfg, demos=demos, progress=False)
-            sft_step_s = r.seconds / r.steps
+            sft_step_s, sft_step_cpu_s = r.seconds / r.steps, r.cpu_seconds / r.steps
             sft_steps = int(sft.get("steps", SFTConfig.__dataclass_fields__["steps"].default))
             sft_eps = int(sft.get("episodes", SFTConfig.__dataclass_fields__["episodes"].default))
         else:
-            demos_cost, sft_step_s, sft_steps, sft_eps = EpisodeCost(0.0, 0.0), 0.0, 0, 0
+            demos_cost, sft_step_s, sft_step_cpu_s, sft_steps, sft_eps = EpisodeCost(0.0, 0.0), 0.0, 0.0, 0, 0
 
         ds = doc_stats[e.name]
         # A trained policy writes an action and EOS; the random-init model writes max_new_tokens of
@@ -425,7 +440,7 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
             name=e.name, id=e.id, cells=sum(1 for x in cells if x.env.name == e.name),
             iterations=full.iterations, evals_per_cell=evals_per_cell(full.iterations, full.eval_every),
             eval_tasks=full.eval_tasks, corpus=corpus[e.id], transcripts=trans[e.name], demos=demos_cost,
-            sft_step_s=sft_step_s, sft_steps=sft_steps, init_episodes=int(setup["init_episodes"]),
+            sft_step_s=sft_step_s, sft_step_cpu_s=sft_step_cpu_s, sft_steps=sft_steps, init_episodes=int(setup["init_episodes"]),
             pretrain_episodes=int(pre.get("episodes", PretrainConfig.__dataclass_fields__["episodes"].default))
             if setup.get("pretrain") is not None else 0,
             sft_episodes=sft_eps, demo_prompt_tokens=ds.mean_prompt_tokens,
@@ -448,7 +463,7 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
     rep = CostReport(
         preset=spec.name, hardware=bench.hardware(), machine=machine,
         envs=out, skipped=skipped, tokenizer_s=tokenizer_s, pretrain_step_s=pretrain_step_s,
-        pretrain_steps=pretrain_steps, parameters=parameters,
+        pretrain_step_cpu_s=pretrain_step_cpu_s, pretrain_steps=pretrain_steps, threads=threads, parameters=parameters,
         chars_per_token=measured_chars / max(n_tokens, 1), sft_comparison=comparison,
     )
     rep.measure_wall_s = time.perf_counter() - t_start
@@ -471,13 +486,36 @@ def extrapolate(rep: CostReport) -> CostReport:
         if e.bound is not None:
             e.bound_train_s = e.cells * e.cell_seconds(e.bound)
             e.bound_total_s = e.setup_s + e.bound_train_s
+        e.dedicated_total_s = dedicated(e, rep.threads)
     rep.shared_setup_s = rep.tokenizer_s + rep.pretrain_step_s * rep.pretrain_steps
+    rep.dedicated_setup_s = rep.tokenizer_s + min(rep.pretrain_step_s, rep.pretrain_step_cpu_s / rep.threads) * rep.pretrain_steps
+    rep.dedicated_total_s = rep.dedicated_setup_s + sum(e.dedicated_total_s for e in rep.envs)
     rep.setup_s = rep.shared_setup_s + sum(e.setup_s for e in rep.envs)
     rep.train_s = sum(e.train_s for e in rep.envs)
     rep.total_s = rep.setup_s + rep.train_s
     if all(e.bound_total_s is not None for e in rep.envs):
         rep.bound_total_s = rep.shared_setup_s + sum(e.bound_total_s for e in rep.envs)
     return rep
+
+
+def dedicated(e: EnvCost, threads: int) -> float:
+    """``e.total_s`` as if this process had had its cores to itself: each measured piece's wall
+    time scaled by the share of the cores it got (CPU seconds / (wall x cores)), which removes
+    other processes' share on a busy machine. Time spent waiting for Docker containers is not
+    in this process's CPU seconds and stays as measured; on a quiet machine the torch work here
+    keeps ~95% of 2 cores busy, so this is at most a few percent below a quiet run."""
+    docker = e.id in bench.DOCKER_ENV_IDS
+
+    def play(c: EpisodeCost, n: int) -> float:
+        return c.total(n) * (1.0 if docker else min(1.0, c.cpu_ratio)) if n else 0.0
+
+    setup = (play(e.corpus, e.init_episodes) + play(e.transcripts, e.pretrain_episodes) + play(e.demos, e.sft_episodes)
+             + min(e.sft_step_s, e.sft_step_cpu_s / threads) * e.sft_steps)
+    it, f = e.it, e.it.cpu_share
+    env = it.env_s if docker else 0.0
+    iteration = (it.iteration_s - env) * f + env
+    cell = e.iterations * iteration + e.evals_per_cell * e.eval_tasks * it.eval_task_s * f + it.overhead_s * f
+    return setup + e.cells * cell
 
 
 def table(rep: CostReport) -> str:
@@ -504,6 +542,10 @@ def table(rep: CostReport) -> str:
         f"estimate: {rep.total_s / 3600:.2f} h = setup {rep.setup_s / 3600:.2f} h + training "
         f"{rep.train_s / 3600:.2f} h ({n_cells} cells)"
         + (f"; upper bound {rep.bound_total_s / 3600:.2f} h" if rep.bound_total_s is not None else ""),
+        f"the same from CPU seconds, as on a machine to itself: {rep.dedicated_total_s / 3600:.2f} h "
+        f"(" + ", ".join(f"{e.name} {e.dedicated_total_s / 3600:.2f}" for e in rep.envs)
+        + f", shared setup {rep.dedicated_setup_s / 3600:.2f}; CPU share of the iterations: "
+        + ", ".join(f"{e.it.cpu_share:.0%}" for e in rep.envs) + ")",
         "s/iter = rollout + update (+ modulation); s/eval: one evaluation of the preset's eval_tasks; turns: the "
         "random-init model's mean episode length as measured -> the env's max_turns it is scaled to (every "
         "episode runs to the limit: an upper bound on length); resp: response tokens (the demonstrations' "
@@ -520,8 +562,9 @@ def table(rep: CostReport) -> str:
             f"check, {c['env']} with a warm-started model ({c['model']}), the cell config as is: "
             f"{sft['rollout_s'] + sft['update_s'] + sft['other_s']:.1f} s/iter ({sft['turns_mean']:.1f} of "
             f"{sft['played_turns']} turns, scaled to {sft['max_turns']}), "
-            f"eval {sft['eval_task_s'] * e.eval_tasks:.1f} s, cell {c['cell_s'] / 60:.1f} min; estimate above "
-            f"{e.it.iteration_s:.1f} s/iter, cell {e.cell_s / 60:.1f} min"
+            f"eval {sft['eval_task_s'] * e.eval_tasks:.1f} s, cell {c['cell_s'] / 60:.1f} min, CPU share "
+            f"{min(1.0, sft['cpu_s'] / max(sft['wall_s'] * sft['threads'], 1e-9)):.0%}; estimate above "
+            f"{e.it.iteration_s:.1f} s/iter, cell {e.cell_s / 60:.1f} min, CPU share {e.it.cpu_share:.0%}"
             + (f"; bound {e.bound.iteration_s:.1f} s/iter, cell {e.cell_seconds(e.bound) / 60:.1f} min" if e.bound else ""))
     m = rep.machine
     state = "on a shared machine" if rep.shared_machine else "on a quiet machine"

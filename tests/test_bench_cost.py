@@ -107,5 +107,10 @@ def test_measures_a_tiny_spec_and_totals_are_sums(tmp_path: Path):
     b = e["bound"]
     bound_cell = 5 * (b["rollout_s"] + b["update_s"] + b["other_s"]) + 4 * 6 * b["eval_task_s"] + b["overhead_s"]
     assert r["bound_total_s"] == pytest.approx(r["shared_setup_s"] + e["setup_s"] + 4 * bound_cell)
+    # the CPU-seconds view removes other processes' share: never above the wall-clock figure
+    assert 0 < r["dedicated_total_s"] <= r["total_s"] * (1 + 1e-9)
+    assert r["dedicated_total_s"] == pytest.approx(r["dedicated_setup_s"] + e["dedicated_total_s"])
+    assert r["dedicated_setup_s"] == pytest.approx(
+        r["tokenizer_s"] + 50 * min(r["pretrain_step_s"], r["pretrain_step_cpu_s"] / 2))
     m = r["machine"]
     assert m["matmul_gflops_before"] > 0 and 0 <= m["others_cpu_share"] <= 1 and isinstance(r["shared_machine"], bool)
