@@ -39,7 +39,8 @@ task, so that part leans high.
 Docker envs (Shell, CodeRepair) need an engine (``pgrep dockerd || bash scripts/engine.sh``);
 without one their cells are left out of the totals with a message, as the bench does. How busy
 the machine was is printed (load average, other processes' CPU share, a fixed matmul's speed
-before and after): on a shared machine every figure is inflated by the others' share of the CPU.
+before and after): on a shared machine every wall-clock figure is inflated by the others' share
+of the CPU, and a second total is printed from this process's CPU seconds (:func:`dedicated`).
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ from typing import Any
 
 from aem_train import bench
 
-#: Above these, before the measurement starts, the machine counts as shared (busy with other
-#: work): the 1-minute load average, and the share of the CPUs other processes used in one second.
-BUSY_LOAD = 0.5
+#: The machine counts as shared (busy with other work) when other processes used more than
+#: BUSY_SHARE of the CPUs in the second before or after the measurement, or when an in-process
+#: env's iteration got less than STARVED_SHARE of its cores.
 BUSY_SHARE = 0.25
+STARVED_SHARE = 0.8
 
 
 @dataclass
@@ -185,8 +187,13 @@ class CostReport:
 
     @property
     def shared_machine(self) -> bool:
+        """Other processes used the CPUs before or after the measurement, or took a share from
+        the iterations of in-process envs (which keep ~95% of 2 cores busy on their own). The load
+        average alone would also count this script's own recent work, which it lags behind."""
         m = self.machine
-        return m["load_before"] > BUSY_LOAD or m["others_cpu_share"] > BUSY_SHARE
+        starved = [e.it.cpu_share for e in self.envs if e.id not in bench.DOCKER_ENV_IDS]
+        return (max(m["others_cpu_share"], m.get("others_cpu_share_after", 0.0)) > BUSY_SHARE
+                or (bool(starved) and min(starved) < STARVED_SHARE))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -459,6 +466,7 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
         comparison = {"env": name, "model": sft_model, "sft": asdict(it2), "cell_s": e.cell_seconds(it2)}
 
     machine["load_after"] = os.getloadavg()[0]
+    machine["others_cpu_share_after"] = _cpu_busy_share()
     machine["matmul_gflops_after"] = _matmul_gflops(threads)
     rep = CostReport(
         preset=spec.name, hardware=bench.hardware(), machine=machine,
@@ -502,8 +510,9 @@ def dedicated(e: EnvCost, threads: int) -> float:
     """``e.total_s`` as if this process had had its cores to itself: each measured piece's wall
     time scaled by the share of the cores it got (CPU seconds / (wall x cores)), which removes
     other processes' share on a busy machine. Time spent waiting for Docker containers is not
-    in this process's CPU seconds and stays as measured; on a quiet machine the torch work here
-    keeps ~95% of 2 cores busy, so this is at most a few percent below a quiet run."""
+    in this process's CPU seconds and stays as measured (for Docker envs only the update and the
+    rollout's model part are scaled). On a quiet machine the torch work here keeps ~95% of 2
+    cores busy, so this is at most a few percent below a quiet run."""
     docker = e.id in bench.DOCKER_ENV_IDS
 
     def play(c: EpisodeCost, n: int) -> float:
@@ -514,7 +523,8 @@ def dedicated(e: EnvCost, threads: int) -> float:
     it, f = e.it, e.it.cpu_share
     env = it.env_s if docker else 0.0
     iteration = (it.iteration_s - env) * f + env
-    cell = e.iterations * iteration + e.evals_per_cell * e.eval_tasks * it.eval_task_s * f + it.overhead_s * f
+    g = 1.0 if docker else f  # evaluation and overhead of Docker envs: container time not separable
+    cell = e.iterations * iteration + e.evals_per_cell * e.eval_tasks * it.eval_task_s * g + it.overhead_s * g
     return setup + e.cells * cell
 
 
@@ -569,10 +579,10 @@ def table(rep: CostReport) -> str:
     m = rep.machine
     state = "on a shared machine" if rep.shared_machine else "on a quiet machine"
     lines.append(
-        f"measured in {rep.measure_wall_s:.0f} s ({rep.measure_cpu_s:.0f} CPU s) {state}: load average "
-        f"{m['load_before']:.2f} before / {m['load_after']:.2f} after, other processes "
-        f"{m['others_cpu_share']:.0%} of the CPUs before, matmul {m['matmul_gflops_before']:.0f} / "
-        f"{m['matmul_gflops_after']:.0f} GFLOP/s before / after")
+        f"measured in {rep.measure_wall_s:.0f} s ({rep.measure_cpu_s:.0f} CPU s) {state}: other processes used "
+        f"{m['others_cpu_share']:.0%} / {m['others_cpu_share_after']:.0%} of the CPUs before / after, load average "
+        f"{m['load_before']:.2f} / {m['load_after']:.2f}, matmul {m['matmul_gflops_before']:.0f} / "
+        f"{m['matmul_gflops_after']:.0f} GFLOP/s")
     return "\n".join(lines)
 
 

@@ -113,4 +113,4 @@ def test_measures_a_tiny_spec_and_totals_are_sums(tmp_path: Path):
     assert r["dedicated_setup_s"] == pytest.approx(
         r["tokenizer_s"] + 50 * min(r["pretrain_step_s"], r["pretrain_step_cpu_s"] / 2))
     m = r["machine"]
-    assert m["matmul_gflops_before"] > 0 and 0 <= m["others_cpu_share"] <= 1 and isinstance(r["shared_machine"], bool)
+    assert m["matmul_gflops_before"] > 0 and 0 <= m["others_cpu_share"] <= 1 and 0 <= m["others_cpu_share_after"] <= 1 and isinstance(r["shared_machine"], bool)
