@@ -510,8 +510,8 @@ def dedicated(e: EnvCost, threads: int) -> float:
     """``e.total_s`` as if this process had had its cores to itself: each measured piece's wall
     time scaled by the share of the cores it got (CPU seconds / (wall x cores)), which removes
     other processes' share on a busy machine. Time spent waiting for Docker containers is not
-    in this process's CPU seconds and stays as measured (for Docker envs only the update and the
-    rollout's model part are scaled). On a quiet machine the torch work here keeps ~95% of 2
+    in this process's CPU seconds, so a Docker env's plays and iterations stay as measured (only
+    its SFT steps are scaled). On a quiet machine the torch work here keeps ~95% of 2
     cores busy, so this is at most a few percent below a quiet run."""
     docker = e.id in bench.DOCKER_ENV_IDS
 
@@ -520,12 +520,8 @@ def dedicated(e: EnvCost, threads: int) -> float:
 
     setup = (play(e.corpus, e.init_episodes) + play(e.transcripts, e.pretrain_episodes) + play(e.demos, e.sft_episodes)
              + min(e.sft_step_s, e.sft_step_cpu_s / threads) * e.sft_steps)
-    it, f = e.it, e.it.cpu_share
-    env = it.env_s if docker else 0.0
-    iteration = (it.iteration_s - env) * f + env
-    g = 1.0 if docker else f  # evaluation and overhead of Docker envs: container time not separable
-    cell = e.iterations * iteration + e.evals_per_cell * e.eval_tasks * it.eval_task_s * g + it.overhead_s * g
-    return setup + e.cells * cell
+    f = 1.0 if docker else e.it.cpu_share
+    return setup + e.cells * f * e.cell_seconds(e.it)
 
 
 def table(rep: CostReport) -> str:
