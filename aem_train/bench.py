@@ -60,6 +60,11 @@ from aem_train.report import ESTIMATORS, METHODS, discover, results_table, diff_
 
 #: Env ids whose episodes run in Docker sandboxes.
 DOCKER_ENV_IDS = frozenset({"aem/Shell-v0", "aem/CodeRepair-v0"})
+
+
+def needs_docker(env_id: str) -> bool:
+    """Whether ``env_id`` (also in the ``MODULE:ID`` form) is one of :data:`DOCKER_ENV_IDS`."""
+    return env_id.rpartition(":")[2] in DOCKER_ENV_IDS
 PRESET_NAMES = ("quick", "standard", "paper")
 #: Config keys each cell gets from the grid, and where a spec sets them instead.
 GRID_OWNED = {"env.id": "envs.<name>.id", "algo.estimator": "grid.estimators", "algo.modulation": "grid.methods",
@@ -563,7 +568,7 @@ def run_grid(
     res = GridResult()
     if dry_run:
         for c in cells:
-            docker = " (Docker env)" if c.env.id in DOCKER_ENV_IDS else ""
+            docker = " (Docker env)" if needs_docker(c.env.id) else ""
             failed = (c.run_dir / "bench_error.txt").is_file()
             state = ("finished" if c.finished else "failed (see bench_error.txt)" if failed
                      else "partial" if c.run_dir.exists() else "pending")
@@ -578,16 +583,16 @@ def run_grid(
     res.skipped_done = [c.key for c in cells if c.finished]
     skipped: list[dict[str, Any]] = []
     drop_docker: list[CellPlan] = []
-    if any(c.env.id in DOCKER_ENV_IDS for c in todo):
+    if any(needs_docker(c.env.id) for c in todo):
         ok, reason = docker_available()
         if not ok:
-            drop = drop_docker = [c for c in todo if c.env.id in DOCKER_ENV_IDS]
+            drop = drop_docker = [c for c in todo if needs_docker(c.env.id)]
             ids = sorted({c.env.id for c in drop})
             log(f"skipping {len(drop)} cells of {', '.join(ids)}: no Docker engine answers ({reason})")
             res.skipped_docker = [c.key for c in drop]
             skipped = [{"env": c.env.name, "run": run_name(c.estimator, c.method), "seed": c.seed,
                         "reason": "no Docker engine"} for c in drop]
-            todo = [c for c in todo if c.env.id not in DOCKER_ENV_IDS]
+            todo = [c for c in todo if not needs_docker(c.env.id)]
 
     bench_path = out / "bench.json"
     meta = json.loads(bench_path.read_text()) if bench_path.is_file() else {}

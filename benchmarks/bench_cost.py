@@ -192,7 +192,7 @@ class CostReport:
         the iterations of in-process envs (which keep ~95% of 2 cores busy on their own). The load
         average alone would also count this script's own recent work, which it lags behind."""
         m = self.machine
-        starved = [e.it.cpu_share for e in self.envs if e.id not in bench.DOCKER_ENV_IDS]
+        starved = [e.it.cpu_share for e in self.envs if not bench.needs_docker(e.id)]
         return (max(m["others_cpu_share"], m.get("others_cpu_share_after", 0.0)) > BUSY_SHARE
                 or (bool(starved) and min(starved) < STARVED_SHARE))
 
@@ -322,11 +322,11 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
     t_start, cpu_start = time.perf_counter(), _cpu_s()
     cells = bench.plan(spec, workdir / "cells")
     skipped: dict[str, str] = {}
-    if any(e.id in bench.DOCKER_ENV_IDS for e in spec.envs):
+    if any(bench.needs_docker(e.id) for e in spec.envs):
         ok, reason = bench.docker_available()
         if not ok:
             for e in spec.envs:
-                if e.id in bench.DOCKER_ENV_IDS:
+                if bench.needs_docker(e.id):
                     skipped[e.name] = f"no Docker engine answers ({reason}); start one with: bash scripts/engine.sh"
                     _log(f"skipping {e.name}: {skipped[e.name]}")
     envs = [e for e in spec.envs if e.name not in skipped]
@@ -514,7 +514,7 @@ def dedicated(e: EnvCost, threads: int) -> float:
     in this process's CPU seconds, so a Docker env's plays and iterations stay as measured (only
     its SFT steps are scaled). On a quiet machine the torch work here keeps ~95% of 2
     cores busy, so this is at most a few percent below a quiet run."""
-    docker = e.id in bench.DOCKER_ENV_IDS
+    docker = bench.needs_docker(e.id)
 
     def play(c: EpisodeCost, n: int) -> float:
         return c.total(n) * (1.0 if docker else min(1.0, c.cpu_ratio)) if n else 0.0

@@ -351,9 +351,10 @@ def test_grid_terminated_during_setup_records_the_session(tmp_path: Path):
 
 
 # ----------------------------------------------------------------------------- docker and setup
-def test_docker_cells_are_skipped_without_an_engine(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("shell_id", ["aem/Shell-v0", "aem_envs.envs:aem/Shell-v0"])  # MODULE:ID too
+def test_docker_cells_are_skipped_without_an_engine(tmp_path: Path, monkeypatch, shell_id):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")  # nothing answers there
-    spec = bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0}, sh: {id: aem/Shell-v0}"))
+    spec = bench.load_spec(write_spec(tmp_path, envs=f"hh: {{id: aem/Household-v0}}, sh: {{id: '{shell_id}'}}"))
     logs: list[str] = []
     res = bench.run_grid(spec, tmp_path / "out", train_fn=fast_train, log=logs.append)
     assert len(res.ran) == 4 and not res.failed
