@@ -22,7 +22,7 @@ class ModelConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0  # must stay 0: the learner runs in eval mode (update forward == scoring forward)
-    dtype: str = "auto"  # auto = bf16 on GPU with LoRA (adapters stay fp32), else fp32 (trainer.train_dtype)
+    dtype: str = "auto"  # auto = bf16 on GPU with LoRA (adapters stay fp32), else fp32 (policy.resolve_dtype)
     gradient_checkpointing: bool = False
     value_head: bool = False  # set automatically for estimator=gae
 

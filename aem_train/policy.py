@@ -101,10 +101,14 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``"auto"`` is bfloat16 on GPU and float32 on CPU; anything else must be a name in :data:`DTYPES`."""
+def resolve_dtype(dtype: str, device: torch.device, lora: bool = False) -> torch.dtype:
+    """``"auto"`` is bfloat16 for a LoRA model on GPU (frozen base; the adapters stay float32) and
+    float32 otherwise: AdamW steps on 16-bit weights mostly round away (measured over 3 steps at
+    lr 1e-5: 11.6% of bfloat16 weights changed vs 74% in float32; float16 gave NaNs after one
+    step), and every full-weight trainer (RL, SFT, pretraining) loads through here. Anything
+    else must be a name in :data:`DTYPES`."""
     if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        return torch.bfloat16 if device.type == "cuda" and lora else torch.float32
     if dtype not in DTYPES:
         raise ValueError(f"model.dtype={dtype!r} is not one of auto, float32, bfloat16, float16 (or fp32, bf16, fp16)")
     return DTYPES[dtype]
@@ -286,14 +290,14 @@ class Policy:
     ) -> Policy:
         """Load a checkpoint directory or hub id.
 
-        ``dtype="auto"`` is bfloat16 on GPU and float32 on CPU. ``gradient_checkpointing``
+        ``dtype="auto"``: see :func:`resolve_dtype` (bfloat16 only for LoRA on GPU). ``gradient_checkpointing``
         defaults to on for GPU. ``reference``: ``"auto"`` (adapter-disabled for LoRA, a frozen
         copy on the policy's device otherwise), ``"cpu"`` (frozen copy on CPU), ``"none"``.
         """
         from transformers import AutoModelForCausalLM
 
         dev = pick_device(device)
-        torch_dtype = resolve_dtype(dtype, dev)
+        torch_dtype = resolve_dtype(dtype, dev, lora=lora is not None)
         path, hub_kwargs = resolve_checkpoint(name_or_path)
         try:
             tokenizer = _load_tokenizer(path, hub_kwargs)

@@ -421,11 +421,13 @@ def test_dotted_overrides_set_one_entry_of_a_dict_field():
 
 
 def test_full_fine_tuning_trains_in_float32_unless_told_otherwise():
-    from aem_train.trainer import train_dtype
+    from aem_train.policy import resolve_dtype
 
-    assert train_dtype(from_dict({"model": {"lora": False}}).model) == "float32"
-    assert train_dtype(from_dict({"model": {"lora": True}}).model) == "auto"  # bf16 base on a GPU
-    assert train_dtype(from_dict({"model": {"lora": False, "dtype": "bfloat16"}}).model) == "bfloat16"
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_dtype("auto", gpu, lora=False) == torch.float32  # full fine-tuning (RL, SFT, pretraining)
+    assert resolve_dtype("auto", gpu, lora=True) == torch.bfloat16  # frozen base of a LoRA model
+    assert resolve_dtype("auto", cpu, lora=True) == torch.float32
+    assert resolve_dtype("bfloat16", gpu, lora=False) == torch.bfloat16  # explicit wins
     with pytest.raises(ConfigError, match="float16 cannot hold full fine-tuning"):
         from_dict({"model": {"lora": False, "dtype": "float16"}})
 
