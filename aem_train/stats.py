@@ -105,6 +105,17 @@ def t_quantile(p: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def _finite(values: Sequence[float] | np.ndarray, level: float, method: str) -> tuple[np.ndarray, CI | None]:
+    """The values without NaNs, and the interval to return as is when fewer than two are left
+    (no spread to measure: NaN bounds, and a NaN mean for none)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    if x.size >= 2:
+        return x, None
+    mean = float(x.mean()) if x.size else float("nan")
+    return x, CI(mean, float("nan"), float("nan"), int(x.size), level, method)
+
+
 def t_ci(
     values: Sequence[float] | np.ndarray, *, level: float = 0.95, bounds: tuple[float, float] | None = None
 ) -> CI:
@@ -114,14 +125,10 @@ def t_ci(
     mean cannot leave (``(0, 1)`` for a success rate): the interval is intersected with it, which
     keeps its coverage (2 seeds give a very wide interval, as they should).
     """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[~np.isnan(x)]
-    n = int(x.size)
-    if n == 0:
-        return CI(float("nan"), float("nan"), float("nan"), 0, level, "t")
-    mean = float(x.mean())
-    if n < 2:
-        return CI(mean, float("nan"), float("nan"), n, level, "t")
+    x, short = _finite(values, level, "t")
+    if short is not None:
+        return short
+    n, mean = int(x.size), float(x.mean())
     half = t_quantile((1.0 + level) / 2.0, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
     lo, hi = mean - half, mean + half
     if bounds is not None:
@@ -142,14 +149,10 @@ def bootstrap_ci(
     and takes the ``(1-level)/2`` and ``(1+level)/2`` quantiles of the resampled means. NaNs are
     dropped. With fewer than two values there is nothing to resample: the bounds are NaN.
     """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[~np.isnan(x)]
-    n = int(x.size)
-    if n == 0:
-        return CI(float("nan"), float("nan"), float("nan"), 0, level, "bootstrap")
-    mean = float(x.mean())
-    if n < 2:
-        return CI(mean, float("nan"), float("nan"), n, level, "bootstrap")
+    x, short = _finite(values, level, "bootstrap")
+    if short is not None:
+        return short
+    n, mean = int(x.size), float(x.mean())
     if n_boot < 1:
         raise ValueError(f"n_boot={n_boot} must be >= 1")
     rng = np.random.default_rng(seed)
