@@ -329,16 +329,37 @@ def _base_hash(base: Path) -> str:
     return json.loads(marker.read_text())["recipe_hash"] if marker.is_file() else str(base)
 
 
+def pretrain_settings(envs: Sequence[EnvEntry], cfgs: Sequence[Config], setup: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`~aem_train.pretrain.PretrainConfig` arguments of the setup's pretraining: the
+    recipe's ``pretrain`` keys, and unless it sets them, each env's chat window and constructor
+    arguments from its cells (so transcripts look like the RL rollout's prompts)."""
+    kwargs = dict(setup["pretrain"])
+    windows = {e.id: c.env.window for e, c in zip(envs, cfgs)}
+    # one number when the envs agree keeps the recipe (and its cache hash) as simple as the config
+    kwargs.setdefault("window", windows if len(set(windows.values())) > 1 else cfgs[0].env.window)
+    kwargs["env_ids"] = [e.id for e in envs]
+    kwargs.setdefault("env_kwargs", {e.id: dict(c.env.kwargs) for e, c in zip(envs, cfgs) if c.env.kwargs})
+    return kwargs
+
+
+def sft_settings(env: EnvEntry, cell_cfg: Config) -> dict[str, Any]:
+    """The :class:`~aem_train.sft.SFTConfig` arguments (all but ``env_id``) of the env's SFT warm
+    start: the recipe's ``sft`` keys, and unless it sets them, the cells' chat window and env
+    constructor arguments (so SFT prompts look like the RL rollout's prompts)."""
+    kwargs = dict(env.setup.get("sft") or {})
+    kwargs.setdefault("window", cell_cfg.env.window)
+    if cell_cfg.env.kwargs:
+        kwargs.setdefault("env_kwargs", dict(cell_cfg.env.kwargs))
+    return kwargs
+
+
 def pretrain_base(
     base: Path, out_dir: Path, envs: Sequence[EnvEntry], cfgs: Sequence[Config], setup: dict[str, Any],
     log: Callable[[str], None],
 ) -> Path:
     """Next-token pretraining of the base model on the envs' transcripts (:mod:`aem_train.pretrain`),
-    cached. Each env's transcripts use its cells' chat window and env constructor arguments."""
-    kwargs = dict(setup["pretrain"])
-    kwargs.setdefault("window", cfgs[0].env.window)
-    kwargs["env_ids"] = [e.id for e in envs]
-    kwargs.setdefault("env_kwargs", {e.id: dict(c.env.kwargs) for e, c in zip(envs, cfgs) if c.env.kwargs})
+    cached, with :func:`pretrain_settings`."""
+    kwargs = pretrain_settings(envs, cfgs, setup)
 
     def train(policy) -> tuple[dict[str, Any], str]:
         from aem_train.pretrain import PretrainConfig, pretrain
@@ -356,14 +377,9 @@ def pretrain_base(
 def sft_warm_start(
     base: Path, out_dir: Path, env: EnvEntry, cell_cfg: Config, log: Callable[[str], None]
 ) -> Path:
-    """SFT on the env's (noisy) oracle demonstrations (:mod:`aem_train.sft`), cached.
-
-    The demonstrations use the cells' chat window and env constructor arguments unless the
-    recipe sets its own, so SFT prompts look like the RL rollout's prompts."""
-    sft_kwargs = dict(env.setup.get("sft") or {})
-    sft_kwargs.setdefault("window", cell_cfg.env.window)
-    if cell_cfg.env.kwargs:
-        sft_kwargs.setdefault("env_kwargs", dict(cell_cfg.env.kwargs))
+    """SFT on the env's (noisy) oracle demonstrations (:mod:`aem_train.sft`), cached, with
+    :func:`sft_settings`."""
+    sft_kwargs = sft_settings(env, cell_cfg)
 
     def train(policy) -> tuple[dict[str, Any], str]:
         from aem_train.sft import SFTConfig, demonstrations, train_sft

@@ -40,7 +40,8 @@ class PretrainConfig:
     episodes: int = 300  # transcript episodes per env (train split)
     random_action_prob: float = 0.3  # the demonstrator's random admissible actions
     invalid_prob: float = 0.0  # ... and its stale, now-invalid ones (SFTConfig.invalid_prob)
-    window: int = 1  # chat-view window; use the rollout's
+    #: Chat-view window, one for every env or per env id; use the rollout's.
+    window: int | dict[str, int] = 1
     steps: int = 600
     batch_size: int = 16
     lr: float = 2e-3
@@ -54,6 +55,12 @@ class PretrainConfig:
         unknown = sorted(set(self.env_kwargs) - set(self.env_ids))
         if unknown:
             raise ValueError(f"env arguments given for {unknown}, which are not among the envs {self.env_ids}")
+        if isinstance(self.window, dict) and set(self.window) != set(self.env_ids):
+            raise ValueError(f"window given per env for {sorted(self.window)} but the envs are {sorted(self.env_ids)}; "
+                             "give one window for every env id, or a single number")
+
+    def window_of(self, env_id: str) -> int:
+        return self.window[env_id] if isinstance(self.window, dict) else self.window
 
 
 def transcripts(policy: Policy, cfg: PretrainConfig) -> tuple[list[Demo], dict[str, DemoStats]]:
@@ -71,7 +78,7 @@ def _sft_config(cfg: PretrainConfig, env_id: str, seed: int) -> SFTConfig:
     return SFTConfig(
         env_id=env_id, episodes=cfg.episodes, epsilon=cfg.random_action_prob,
         invalid_prob=cfg.invalid_prob, label="executed",
-        window=cfg.window, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+        window=cfg.window_of(env_id), steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
         min_lr_ratio=cfg.min_lr_ratio, warmup_steps=cfg.warmup_steps, seed=seed,
         env_kwargs=dict(cfg.env_kwargs.get(env_id, {})), loss_on="all",
     )

@@ -371,18 +371,19 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
 
     # --- pretraining: transcripts per env, then steps on all of them mixed (as pretrain() does)
     pre = dict(setup.get("pretrain") or {})
+    # resolved as the bench's setup resolves them (window, env kwargs per env)
+    pre_all = bench.pretrain_settings(envs, [cfgs[e.name] for e in envs], {**setup, "pretrain": pre})
     policy = Policy.from_pretrained(base, device="auto", reference="none")
     docs = []
     trans: dict[str, EpisodeCost] = {}
     doc_stats = {}
     for e in envs:
-        c = cfgs[e.name]
-        kw = {k: v for k, v in pre.items() if k not in ("episodes", "steps", "env_ids", "env_kwargs")}
-        kw.setdefault("window", c.env.window)
+        pc_one = PretrainConfig(**pre_all)
+        kw = {k: v for k, v in pre_all.items() if k not in ("episodes", "steps", "env_ids", "env_kwargs", "window")}
 
-        def play(n: int, e=e, c=c, kw=kw):
-            pc = PretrainConfig(env_ids=[e.id], env_kwargs={e.id: dict(c.env.kwargs)} if c.env.kwargs else {},
-                                episodes=n, steps=1, **kw)
+        def play(n: int, e=e, kw=kw, pc_one=pc_one):
+            pc = PretrainConfig(env_ids=[e.id], env_kwargs={e.id: pc_one.env_kwargs[e.id]} if e.id in pc_one.env_kwargs else {},
+                                window=pc_one.window_of(e.id), episodes=n, steps=1, **kw)
             return transcripts(policy, pc)
 
         _log(f"pretraining transcripts {e.name}: 1 + {knobs.demo_episodes} episodes")
@@ -408,10 +409,7 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
     out: list[EnvCost] = []
     for e in envs:
         c = cfgs[e.name]
-        sft = dict(e.setup.get("sft") or {})  # as bench.sft_warm_start resolves it
-        sft.setdefault("window", c.env.window)
-        if c.env.kwargs:
-            sft.setdefault("env_kwargs", dict(c.env.kwargs))
+        sft = bench.sft_settings(e, c)
         if e.setup.get("sft") is not None:
             _log(f"SFT {e.name}: 1 + {knobs.demo_episodes} episodes, {knobs.steps} steps")
             demos_cost, (demos, _) = _two_plays(

@@ -149,6 +149,27 @@ def test_env_overrides_and_bad_specs(tmp_path: Path):
         bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0, overrides: {algo: {modulation: aem}}}"))
 
 
+def test_setup_settings_follow_each_envs_cells(tmp_path: Path):
+    """Pretraining and SFT prompts are built like each env's rollout prompts (its window, its kwargs)."""
+    spec = bench.load_spec(write_spec(
+        tmp_path, envs="a: {id: aem/Household-v0, overrides: {env: {window: 3, kwargs: {max_turns: 9}}}}, "
+                       "b: {id: aem/WebShop-v0}"))
+    plan = bench.plan(spec, "o")
+    cfgs = [bench.cell_config(spec, next(c for c in plan if c.env.name == e.name), "m") for e in spec.envs]
+    pre = bench.pretrain_settings(spec.envs, cfgs, {"pretrain": {"steps": 5}})
+    assert pre["window"] == {"aem/Household-v0": 3, "aem/WebShop-v0": cfgs[1].env.window}  # was the first env's for both
+    assert pre["env_kwargs"] == {"aem/Household-v0": {"max_turns": 9}} and pre["steps"] == 5
+    from aem_train.pretrain import PretrainConfig
+    assert PretrainConfig(**pre).window_of("aem/WebShop-v0") == cfgs[1].env.window != 3
+    # envs that agree keep a single number (the cached setups' recipe hashes do not change)
+    assert bench.pretrain_settings(spec.envs[1:], cfgs[1:], {"pretrain": {}})["window"] == cfgs[1].env.window
+    assert bench.pretrain_settings(spec.envs, cfgs, {"pretrain": {"window": 4}})["window"] == 4
+    sft = bench.sft_settings(spec.envs[0], cfgs[0])
+    assert sft["window"] == 3 and sft["env_kwargs"] == {"max_turns": 9}
+    with pytest.raises(ValueError, match="one window for every env id"):
+        PretrainConfig(["aem/Household-v0", "aem/WebShop-v0"], window={"aem/Household-v0": 2})
+
+
 def test_only_filters(tmp_path: Path):
     spec = bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0}, ws: {id: aem/WebShop-v0}"))
     keys = lambda only: [c.key for c in bench.plan(spec, "o", only)]  # noqa: E731
