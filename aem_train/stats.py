@@ -41,12 +41,16 @@ class CI:
         return self.hi - self.lo
 
     def fmt(self, scale: float = 1.0, digits: int = 1) -> str:
-        """``"62.5 [50.0, 75.0]"`` (``scale=100`` for percentages); no interval when n < 2."""
+        """``"62.5 [50.0, 75.0]"`` (``scale=100`` for percentages); no interval when n < 2, and
+        ``"62.5 [all 3 equal]"`` when the values have no spread: a zero-width interval would read
+        as certainty, while it only says the few values agreed."""
         if self.n == 0 or math.isnan(self.mean):
             return "—"
         m = f"{self.mean * scale:.{digits}f}"
         if self.n < 2 or math.isnan(self.lo):
             return m
+        if self.lo == self.hi:
+            return f"{m} [all {self.n} equal]"
         return f"{m} [{self.lo * scale:.{digits}f}, {self.hi * scale:.{digits}f}]"
 
 

@@ -48,6 +48,9 @@ def test_small_samples_have_no_interval():
 
 def test_fmt_scales_and_rounds():
     assert CI(0.625, 0.5, 0.75, 4).fmt(100) == "62.5 [50.0, 75.0]"
+    # identical seeds: no spread to measure, said in words rather than as a zero-width interval
+    assert t_ci([0.25, 0.25, 0.25]).fmt(100) == "25.0 [all 3 equal]"
+    assert paired_diff({0: 0.5, 1: 0.5}, {0: 0.5, 1: 0.5}).fmt(100) == "0.0 [all 2 equal]"
     assert CI(0.1234, 0.1, 0.2, 3).fmt(digits=3) == "0.123 [0.100, 0.200]"
 
 
