@@ -63,8 +63,16 @@ SCOPES = ("group", "trajectory", "batch")
 def _to_numpy(x: Any) -> tuple[np.ndarray, Any]:
     """numpy view of ``x`` plus the torch tensor to imitate on the way out (None for numpy)."""
     if type(x).__module__.startswith("torch"):
-        return x.detach().cpu().numpy(), x
+        t = x.detach().cpu()
+        if t.is_floating_point() and t.element_size() < 4:
+            t = t.float()  # numpy has no bfloat16: a bfloat16 model's entropies would raise TypeError
+        return t.numpy(), x
     return np.asarray(x), None
+
+
+def _check_entropy(h: np.ndarray) -> None:
+    if not np.all(np.isfinite(h)):
+        raise ValueError("mean_entropy contains NaN/inf; check the old-policy entropy pass")
 
 
 def _like(out: np.ndarray, template: Any) -> Any:
@@ -120,19 +128,21 @@ def aem_alpha(
     ``mean_entropy[r]`` is Hbar of response r; responses with equal ``scope_ids`` are
     normalised together. ``shuffle`` permutes alpha inside each scope with ``rng`` (a
     ``np.random.Generator`` or a seed; required). ``mean_over="tokens"`` needs ``num_tokens``.
-    Returns float64 numpy (or a torch tensor like ``mean_entropy``).
+    Returns float64 numpy (or a torch tensor like ``mean_entropy``). Raises ``ValueError`` on
+    NaN/inf entropies, mismatched lengths or an unknown option.
     """
     h, template = _to_numpy(mean_entropy)
     h = h.astype(np.float64).reshape(-1)
     sid_raw, _ = _to_numpy(scope_ids)
     if sid_raw.reshape(-1).shape != h.shape:
         raise ValueError(f"scope_ids has {sid_raw.size} entries but mean_entropy has {h.size}; pass one per response")
-    if not np.all(np.isfinite(h)):
-        raise ValueError("mean_entropy contains NaN/inf; check the old-policy entropy pass")
+    _check_entropy(h)
     if direction not in ("normal", "reversed"):
         raise ValueError(f"direction={direction!r} is not 'normal' or 'reversed'")
     if mean_over not in ("responses", "tokens"):
         raise ValueError(f"mean_over={mean_over!r} is not 'responses' or 'tokens'")
+    if clip is not None and not 0 <= clip[0] <= clip[1]:
+        raise ValueError(f"clip={clip!r} must be (lo, hi) with 0 <= lo <= hi")
     if h.size == 0:
         return _like(np.zeros(0), template)
     sid = _dense(sid_raw.reshape(-1))
@@ -142,6 +152,8 @@ def aem_alpha(
             raise ValueError("mean_over='tokens' needs num_tokens= (response lengths)")
         # a floor keeps a scope of empty responses finite (alpha is then moot: no tokens carry it)
         weights = np.maximum(_to_numpy(num_tokens)[0].astype(np.float64).reshape(-1), 1e-9)
+        if weights.shape != h.shape:
+            raise ValueError(f"num_tokens has {weights.size} entries but mean_entropy has {h.size}; pass one per response")
 
     n_scopes = int(sid.max()) + 1
     lo = np.full(n_scopes, np.inf)
@@ -243,12 +255,17 @@ def empg_modulate(
 ) -> tuple[np.ndarray, np.ndarray]:
     """EMPG (arXiv 2509.09265): ``(advantages, g)``; statistics over the batch unless ``scope_ids`` given.
 
-    The zero-mean step is always over the whole batch.
+    The zero-mean step is always over the whole batch. Raises ``ValueError`` on non-finite
+    entropies, a ``base_adv`` of the wrong length, or two rows for one (trajectory, turn).
     """
     h = stats.mean_entropy.astype(np.float64)
     n = len(h)
+    base_adv = np.asarray(base_adv, dtype=np.float64).reshape(-1)
+    if len(base_adv) != n:
+        raise ValueError(f"base_adv has {len(base_adv)} entries but there are {n} responses; pass one per response")
     if n == 0:
         return np.zeros(0), np.zeros(0)
+    _check_entropy(h)
     sid = np.zeros(n, np.int64) if scope_ids is None else _dense(scope_ids)
     n_scopes = int(sid.max()) + 1
     lo = np.full(n_scopes, np.inf)
@@ -261,7 +278,10 @@ def empg_modulate(
     # future-clarity bonus: the clarity of the state this response led to; trajectories are
     # keyed like scope_ids_for's "trajectory" scope (traj ids need only be unique inside a group)
     traj = scope_ids_for(stats, "trajectory").tolist()
-    key_to_row = {(t, int(turn)): r for r, (t, turn) in enumerate(zip(traj, stats.turns))}
+    key_to_row: dict[tuple[int, int], int] = {}
+    for r, (t, turn) in enumerate(zip(traj, stats.turns)):
+        if key_to_row.setdefault((t, int(turn)), r) != r:
+            raise ValueError(f"trajectory {stats.traj_ids[r]!r} has two rows for turn {turn}; turns must be unique")
     f = np.zeros(n)
     for r, (t, turn) in enumerate(zip(traj, stats.turns)):
         nxt = key_to_row.get((t, int(turn) + 1))
@@ -294,13 +314,15 @@ def apply_modulation(
 
     ``method``: "none" (alpha = 1), "aem" or "empg". ``scope`` defaults to "group" for AEM and
     "batch" for EMPG. Alpha is broadcast to tokens later, in the loss. Output kind (numpy or
-    torch) follows ``base_adv``.
+    torch) follows ``base_adv``. Raises ``ValueError`` on NaN/inf entropies or advantages.
     """
     stats = data if isinstance(data, ResponseStats) else ResponseStats.from_rows(data)
     adv, template = _to_numpy(base_adv)
     adv = adv.astype(np.float64).reshape(-1)
     if len(adv) != len(stats.mean_entropy):
         raise ValueError(f"base_adv has {len(adv)} entries but there are {len(stats.mean_entropy)} responses")
+    if not np.all(np.isfinite(adv)):
+        raise ValueError("base_adv contains NaN/inf; check the rewards (and values) the base estimator was given")
     if method == "none":
         out, alpha = adv.copy(), np.ones_like(adv)
     elif method == "aem":

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from aem_train.modulation import ResponseStats, aem_alpha, apply_modulation, response_mean_entropy, scope_ids_for
+from aem_train.modulation import (
+    ResponseStats,
+    aem_alpha,
+    apply_modulation,
+    empg_modulate,
+    response_mean_entropy,
+    scope_ids_for,
+)
 from aem_train.rows import Row
 
 E = np.e
@@ -335,3 +342,129 @@ def test_expected_entropy_drift_is_minus_covariance():
     drift = lambda a: -eta * np.sum(p * (logp - np.sum(p * logp)) * (a - np.sum(p * a)))  # noqa: E731
     assert drift(neg) == pytest.approx(0.0, abs=1e-15)
     assert drift(alpha * neg) > 0
+
+
+# ---------------------------------------------------------------- independent reference, edge cases
+
+
+def _reference_alpha(h: list[float], scopes: list[int], lam: float, guard: float, reverse: bool) -> list[float]:
+    """AEM alpha written straight from the spec, one scope at a time (no eps: spans here are >= guard > 0)."""
+    out = [1.0] * len(h)
+    for s in set(scopes):
+        idx = [i for i, x in enumerate(scopes) if x == s]
+        lo, hi = min(h[i] for i in idx), max(h[i] for i in idx)
+        if hi - lo < guard:
+            continue
+        w = {i: np.exp(-lam * ((1 - (h[i] - lo) / (hi - lo)) if reverse else (h[i] - lo) / (hi - lo))) for i in idx}
+        mean_w = sum(w.values()) / len(idx)
+        for i in idx:
+            out[i] = w[i] / mean_w
+    return out
+
+
+def test_alpha_matches_a_plain_reference_on_random_scopes():
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        n = int(rng.integers(1, 25))
+        # every third trial draws from few values, so ties, equal-entropy scopes and guarded scopes occur
+        h = rng.choice([0.5, 0.55, 1.0, 2.5], n) if trial % 3 == 0 else rng.uniform(0.0, 3.0, n)
+        scopes = rng.integers(0, 4, n)
+        lam, guard = float(rng.choice([0.5, 1.0, 2.0])), float(rng.choice([0.1, 0.5]))
+        for direction in ("normal", "reversed"):
+            got = aem_alpha(h, scopes, lam, guard, direction)
+            ref = _reference_alpha(h.tolist(), scopes.tolist(), lam, guard, direction == "reversed")
+            np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_range_exactly_at_the_guard_acts_and_just_below_does_not():
+    # 0.625 - 0.5 = 0.125 exactly in binary: the spec's "hi - lo < guard" is false, so AEM acts
+    alpha = aem_alpha([0.5, 0.625], [0, 0], range_guard=0.125)
+    np.testing.assert_allclose(alpha, [2 / (1 + np.exp(-1)), 2 * np.exp(-1) / (1 + np.exp(-1))], atol=1e-7)
+    np.testing.assert_array_equal(aem_alpha([0.5, 0.625 - 2**-20], [0, 0], range_guard=0.125), [1.0, 1.0])
+    # a group of one trajectory of one turn and a group of equal entropies: alpha 1
+    np.testing.assert_array_equal(aem_alpha([1.3], [0]), [1.0])
+    np.testing.assert_array_equal(aem_alpha([0.9] * 4, [0] * 4, range_guard=0.0), [1.0] * 4)
+
+
+def test_zero_base_advantages_stay_zero():
+    stats, _ = random_batch(12)
+    for method in ("aem", "none"):
+        adv, _ = apply_modulation(stats, np.zeros(len(stats.mean_entropy)), method)
+        np.testing.assert_array_equal(adv, 0.0)
+
+
+def test_empty_batch_gives_empty_outputs():
+    for method in ("none", "aem", "empg"):
+        adv, alpha = apply_modulation([], np.zeros(0), method)
+        assert adv.shape == (0,) and alpha.shape == (0,)
+        adv_t, _ = apply_modulation([], torch.zeros(0), method)
+        assert isinstance(adv_t, torch.Tensor) and adv_t.shape == (0,)
+
+
+def test_non_finite_base_advantages_are_refused():
+    stats = ResponseStats.from_arrays([0.1, 1.0], [0, 0], [0, 1])
+    for bad in (float("nan"), float("inf")):
+        for method in ("none", "aem", "empg"):
+            with pytest.raises(ValueError, match="base_adv contains NaN/inf"):
+                apply_modulation(stats, [bad, 1.0], method)
+
+
+def test_empg_refuses_non_finite_entropies_like_aem():
+    # rollouts that skipped the scoring pass leave NaN entropies; EMPG returned all-NaN advantages
+    stats = ResponseStats.from_arrays([float("nan"), 1.0], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match="mean_entropy contains NaN/inf"):
+        apply_modulation(stats, [1.0, 1.0], "empg")
+
+
+def test_empg_checks_its_inputs():
+    stats = ResponseStats.from_arrays([0.0, 1.0], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match="base_adv has 1 entries"):
+        empg_modulate(stats, np.array([1.0]))  # numpy broadcast it silently
+    twice = ResponseStats.from_arrays([0.0, 1.0, 0.5], [0, 0, 0], [0, 0, 0], [0, 0, 1])
+    with pytest.raises(ValueError, match="two rows for turn 0"):
+        apply_modulation(twice, [1.0, 1.0, 1.0], "empg")
+
+
+def test_aem_alpha_argument_checks():
+    with pytest.raises(ValueError, match="num_tokens has 1 entries"):
+        aem_alpha([0.0, 1.0], [0, 0], num_tokens=[3], mean_over="tokens")
+    with pytest.raises(ValueError, match="clip"):
+        aem_alpha([0.0, 1.0], [0, 0], clip=(2.0, 1.0))
+
+
+def test_bfloat16_tensors_are_accepted():
+    # a bfloat16 model's entropies / advantages: torch cannot hand bfloat16 to numpy directly
+    h = torch.tensor([0.25, 1.25], dtype=torch.bfloat16)
+    alpha = aem_alpha(h, [0, 0])
+    assert isinstance(alpha, torch.Tensor) and alpha.dtype == torch.bfloat16
+    np.testing.assert_allclose(alpha.float().numpy(), [1.4621171, 0.5378829], rtol=1e-2)
+    hbar = response_mean_entropy(torch.ones(2, 3, dtype=torch.bfloat16), torch.tensor([[1, 1, 0], [1, 0, 0]]))
+    np.testing.assert_allclose(hbar.float().numpy(), [1.0, 1.0])
+    stats = ResponseStats.from_arrays([0.25, 1.25], [0, 0], [0, 1])
+    adv, _ = apply_modulation(stats, torch.tensor([1.0, -1.0], dtype=torch.bfloat16), "aem")
+    np.testing.assert_allclose(adv.float().numpy(), [1.4621171, -0.5378829], rtol=1e-2)
+
+
+def _reference_empg(h, traj, turn, base, k=1.0, k2=1.0, zeta=0.05):
+    """EMPG from the spec: batch min-max, g, next-turn bonus f, zero batch mean."""
+    lo, hi = min(h), max(h)
+    hn = [(x - lo) / (hi - lo) for x in h]
+    e = [np.exp(-k * x) for x in hn]
+    g = [x / (sum(e) / len(e)) for x in e]
+    nxt = {(traj[q], turn[q]): q for q in range(len(h))}
+    a = [g[r] * base[r] + zeta * (np.exp(-k2 * hn[nxt[(traj[r], turn[r] + 1)]]) if (traj[r], turn[r] + 1) in nxt else 0.0)
+         for r in range(len(h))]
+    return [x - sum(a) / len(a) for x in a], g
+
+
+def test_empg_matches_a_plain_reference():
+    rng = np.random.default_rng(13)
+    for _ in range(30):
+        n = int(rng.integers(2, 20))
+        traj = rng.integers(0, 5, n).tolist()
+        turn = [traj[:i].count(t) for i, t in enumerate(traj)]
+        h, base = rng.uniform(0.0, 3.0, n).tolist(), rng.normal(size=n).tolist()
+        adv, g = apply_modulation(ResponseStats.from_arrays(h, [0] * n, traj, turn), base, "empg", eps=0.0)
+        ref_adv, ref_g = _reference_empg(h, traj, turn, base)
+        np.testing.assert_allclose(adv, ref_adv, atol=1e-12)
+        np.testing.assert_allclose(g, ref_g, atol=1e-12)
