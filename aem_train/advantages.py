@@ -81,6 +81,15 @@ def _as_1d(name: str, x: Any, n: int | None = None, dtype: Any = None) -> np.nda
     return arr
 
 
+def _finite_1d(name: str, x: Any, n: int | None = None) -> np.ndarray:
+    """A float64 per-row array; NaN/inf would silently poison (or, as inf - inf, zero) a whole group."""
+    arr = _as_1d(name, x, n, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        row = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ValueError(f"{name} contains NaN/inf at row {row}; check the env's rewards (and the critic's values)")
+    return arr
+
+
 def trajectory_table(
     traj_returns: Sequence[float] | np.ndarray,
     group_ids: Sequence[Hashable] | np.ndarray,
@@ -89,9 +98,10 @@ def trajectory_table(
     """Collapse per-row arrays to one entry per trajectory, checking they are consistent.
 
     ``traj_returns[r]`` is the return of row ``r``'s trajectory (repeated on each of its rows).
-    Raises ``ValueError`` if a trajectory's rows disagree on their group or their return.
+    Raises ``ValueError`` if a trajectory's rows disagree on their group or their return, or if
+    a return is NaN/inf.
     """
-    ret = _as_1d("traj_returns", traj_returns, dtype=np.float64)
+    ret = _finite_1d("traj_returns", traj_returns)
     n = len(ret)
     gid = _as_1d("group_ids", group_ids, n)
     tid = _as_1d("traj_ids", traj_ids, n)
@@ -191,7 +201,7 @@ def discounted_returns_to_go(
     gamma: float = 0.95,
 ) -> np.ndarray:
     """``G_t = sum_{k>=t} gamma^(k-t) r_k`` per row, within each trajectory ordered by turn."""
-    r = _as_1d("rewards", rewards, dtype=np.float64)
+    r = _finite_1d("rewards", rewards)
     tid = _as_1d("traj_ids", traj_ids, len(r))
     t = _as_1d("turns", turns, len(r), dtype=np.int64)
     order, starts = _traj_order(tid, t)
@@ -228,7 +238,7 @@ def gigpo_advantages(
     discounted return-to-go is normalised like GRPO (mean, and std unless ``std_normalize`` is
     False). Anchor groups of one row get ``A_step = 0``.
     """
-    r = _as_1d("rewards", rewards, dtype=np.float64)
+    r = _finite_1d("rewards", rewards)
     n = len(r)
     gid = _as_1d("group_ids", group_ids, n)
     tid = _as_1d("traj_ids", traj_ids, n)
@@ -270,8 +280,8 @@ def gae_advantages(
     response). The value after a trajectory's last row is 0: every trajectory is treated as
     terminated (a turn-limit truncation is a failure in these envs, not a bootstrap point).
     """
-    r = _as_1d("rewards", rewards, dtype=np.float64)
-    v = _as_1d("values", values, len(r), dtype=np.float64)
+    r = _finite_1d("rewards", rewards)
+    v = _finite_1d("values", values, len(r))
     tid = _as_1d("traj_ids", traj_ids, len(r))
     t = _as_1d("turns", turns, len(r), dtype=np.int64)
     order, starts = _traj_order(tid, t)

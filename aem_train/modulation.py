@@ -153,7 +153,7 @@ def aem_alpha(
         # a floor keeps a scope of empty responses finite (alpha is then moot: no tokens carry it)
         weights = np.maximum(_to_numpy(num_tokens)[0].astype(np.float64).reshape(-1), 1e-9)
         if weights.shape != h.shape:
-            raise ValueError(f"num_tokens has {weights.size} entries but mean_entropy has {h.size}; pass one per response")
+            raise ValueError(f"num_tokens has {weights.size} entries but mean_entropy has {h.size}; one per response")
 
     n_scopes = int(sid.max()) + 1
     lo = np.full(n_scopes, np.inf)

@@ -10,6 +10,7 @@ from aem_train.advantages import (
     compute_gae,
     discounted_returns_to_go,
     gae_advantages,
+    gigpo_advantages,
     grpo_advantages,
     rloo_advantages,
 )
@@ -157,3 +158,113 @@ def test_gae_limits_and_rows():
     adv0, _ = compute_gae(rows, gamma=0.9, lam=0.0)
     np.testing.assert_allclose(adv0, [0.8, 2.4, 5.0, 0.9 * 4.0 - 3.0, -4.0], atol=1e-12)
     np.testing.assert_allclose(compute_advantages(rows, "gae", gamma=0.9, lam=0.0), adv0)
+
+
+# ---------------------------------------------------------------- independent reference, edge cases
+
+
+def _random_batch(rng: np.random.Generator) -> dict[str, list]:
+    """Trajectories of 1-5 turns in up to 3 groups, rows shuffled; observations repeat (anchor states)."""
+    cols: dict[str, list] = {"rew": [], "group": [], "traj": [], "turn": [], "obs": []}
+    for t in range(int(rng.integers(1, 10))):
+        g = int(rng.integers(0, 3))
+        for k in range(int(rng.integers(1, 6))):
+            cols["rew"].append(float(rng.choice([0.0, -0.1, 10.0])))
+            cols["group"].append(g)
+            cols["traj"].append(100 + t)
+            cols["turn"].append(k)
+            cols["obs"].append(f"s{int(rng.integers(0, 3))}")
+    perm = rng.permutation(len(cols["rew"]))
+    return {k: [v[i] for i in perm] for k, v in cols.items()}
+
+
+def _ref_returns(b: dict[str, list]) -> list[float]:
+    return [sum(r for r, t in zip(b["rew"], b["traj"]) if t == traj) for traj in b["traj"]]
+
+
+def _ref_group_norm(x: float, peers: list[float], eps: float = 1e-6) -> float:
+    """(x - mean) / (std_ddof1 + eps) over ``peers``; 0 for fewer than two."""
+    if len(peers) < 2:
+        return 0.0
+    mu = sum(peers) / len(peers)
+    return (x - mu) / (np.sqrt(sum((p - mu) ** 2 for p in peers) / (len(peers) - 1)) + eps)
+
+
+def _ref_grpo(b: dict[str, list]) -> list[float]:
+    ret = dict(zip(b["traj"], _ref_returns(b)))  # one sample per trajectory
+    grp = dict(zip(b["traj"], b["group"]))
+    return [_ref_group_norm(ret[t], [ret[u] for u in ret if grp[u] == grp[t]]) for t in b["traj"]]
+
+
+def _ref_rloo(b: dict[str, list]) -> list[float]:
+    ret = dict(zip(b["traj"], _ref_returns(b)))
+    grp = dict(zip(b["traj"], b["group"]))
+    out = []
+    for t in b["traj"]:
+        others = [ret[u] for u in ret if grp[u] == grp[t] and u != t]
+        out.append(ret[t] - sum(others) / len(others) if others else 0.0)
+    return out
+
+
+def _ref_gigpo(b: dict[str, list], gamma: float = 0.95) -> list[float]:
+    n = len(b["rew"])
+    rtg = [sum(gamma ** (b["turn"][q] - b["turn"][r]) * b["rew"][q] for q in range(n)
+               if b["traj"][q] == b["traj"][r] and b["turn"][q] >= b["turn"][r]) for r in range(n)]
+    anchor = list(zip(b["group"], b["obs"]))  # identical observation within the group
+    step = [_ref_group_norm(rtg[r], [rtg[q] for q in range(n) if anchor[q] == anchor[r]]) for r in range(n)]
+    return [e + s for e, s in zip(_ref_grpo(b), step)]
+
+
+def _ref_gae(b: dict[str, list], values: list[float], gamma: float, lam: float) -> list[float]:
+    adv = [0.0] * len(values)
+    for traj in set(b["traj"]):
+        idx = sorted((i for i, t in enumerate(b["traj"]) if t == traj), key=lambda i: b["turn"][i])
+        running = 0.0
+        for j in reversed(range(len(idx))):
+            v_next = values[idx[j + 1]] if j + 1 < len(idx) else 0.0
+            running = b["rew"][idx[j]] + gamma * v_next - values[idx[j]] + gamma * lam * running
+            adv[idx[j]] = running
+    return adv
+
+
+def test_estimators_match_plain_references_on_random_batches():
+    rng = np.random.default_rng(21)
+    for _ in range(40):
+        b = _random_batch(rng)
+        ret = _ref_returns(b)
+        np.testing.assert_allclose(grpo_advantages(ret, b["group"], b["traj"]), _ref_grpo(b), atol=1e-7)
+        np.testing.assert_allclose(rloo_advantages(ret, b["group"], b["traj"]), _ref_rloo(b), atol=1e-12)
+        got = gigpo_advantages(b["rew"], b["group"], b["traj"], b["turn"], b["obs"])  # gamma 0.95, weight 1
+        np.testing.assert_allclose(got, _ref_gigpo(b), atol=1e-7)
+        values = rng.normal(size=len(ret)).tolist()
+        for gamma, lam in ((1.0, 1.0), (0.95, 0.95), (0.9, 0.0)):
+            adv, target = gae_advantages(b["rew"], values, b["traj"], b["turn"], gamma=gamma, lam=lam)
+            ref = _ref_gae(b, values, gamma, lam)
+            np.testing.assert_allclose(adv, ref, atol=1e-12)
+            np.testing.assert_allclose(target, np.array(ref) + values, atol=1e-12)
+
+
+def test_empty_inputs_give_empty_outputs():
+    assert grpo_advantages([], [], []).shape == (0,)
+    assert rloo_advantages([], [], []).shape == (0,)
+    assert gigpo_advantages([], [], [], [], []).shape == (0,)
+    assert all(x.shape == (0,) for x in gae_advantages([], [], [], []))
+    with pytest.raises(ValueError, match="no rows"):
+        compute_advantages([], "grpo")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_rewards_and_values_are_refused(bad: float):
+    # inf returns silently zeroed their whole group; NaN ones were reported as "different returns"
+    with pytest.raises(ValueError, match="traj_returns contains NaN/inf"):
+        grpo_advantages([1.0, bad, 0.0], [0, 0, 0], [0, 1, 2])
+    with pytest.raises(ValueError, match="traj_returns contains NaN/inf"):
+        rloo_advantages([1.0, bad, 0.0], [0, 0, 0], [0, 1, 2])
+    with pytest.raises(ValueError, match="rewards contains NaN/inf"):
+        gigpo_advantages([1.0, bad], [0, 0], [0, 1], [0, 0], ["a", "a"])
+    with pytest.raises(ValueError, match="rewards contains NaN/inf"):
+        discounted_returns_to_go([bad, 0.0], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match="rewards contains NaN/inf"):
+        gae_advantages([bad, 0.0], [0.0, 0.0], [0, 0], [0, 1])
+    with pytest.raises(ValueError, match="values contains NaN/inf"):
+        gae_advantages([1.0, 0.0], [bad, 0.0], [0, 0], [0, 1])

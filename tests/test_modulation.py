@@ -452,8 +452,8 @@ def _reference_empg(h, traj, turn, base, k=1.0, k2=1.0, zeta=0.05):
     e = [np.exp(-k * x) for x in hn]
     g = [x / (sum(e) / len(e)) for x in e]
     nxt = {(traj[q], turn[q]): q for q in range(len(h))}
-    a = [g[r] * base[r] + zeta * (np.exp(-k2 * hn[nxt[(traj[r], turn[r] + 1)]]) if (traj[r], turn[r] + 1) in nxt else 0.0)
-         for r in range(len(h))]
+    f = [np.exp(-k2 * hn[nxt[(traj[r], turn[r] + 1)]]) if (traj[r], turn[r] + 1) in nxt else 0.0 for r in range(len(h))]
+    a = [g[r] * base[r] + zeta * f[r] for r in range(len(h))]
     return [x - sum(a) / len(a) for x in a], g
 
 
