@@ -56,10 +56,15 @@ class PPOLossConfig:
     value_clip: float | None = 0.2  # None = unclipped value loss
 
 
-def _check_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def _check_mask(mask: torch.Tensor, like: torch.Tensor, like_name: str = "logp") -> torch.Tensor:
     if mask.shape != like.shape:
-        raise ValueError(f"mask shape {tuple(mask.shape)} != logp shape {tuple(like.shape)}; pad both to [B, T]")
+        raise ValueError(f"mask shape {tuple(mask.shape)} != {like_name} shape {tuple(like.shape)}; pad both to [B, T]")
     return mask.to(dtype=like.dtype)
+
+
+def _check_same_shape(name: str, x: torch.Tensor, like: torch.Tensor, like_name: str = "logp") -> None:
+    if x.shape != like.shape:
+        raise ValueError(f"{name} shape {tuple(x.shape)} != {like_name} shape {tuple(like.shape)}; pad both alike")
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -117,6 +122,9 @@ def policy_loss(
     """
     if dual_clip is not None and dual_clip <= 1.0:
         raise ValueError(f"dual_clip={dual_clip} must be > 1 (e.g. 3.0) or None")
+    if not (0.0 <= clip_low < 1.0 and clip_high >= 0.0):
+        raise ValueError(f"clip_low={clip_low}, clip_high={clip_high}: need 0 <= clip_low < 1 and clip_high >= 0")
+    _check_same_shape("old_logp", old_logp, logp)
     m = _check_mask(mask, logp)
     live = m > 0
     zero = torch.zeros_like(logp)
@@ -162,13 +170,20 @@ def value_loss(
     """Clipped critic loss ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, +-c) - R)^2)``.
 
     Shapes: ``[B]`` (turn-level critic: value of each response's prompt) or ``[B, T]`` with
-    ``mask``. Metrics: ``vf_loss``, ``vf_clip_frac``, ``explained_variance``.
+    ``mask``; padded entries get zero gradient whatever they hold. Metrics: ``vf_loss``,
+    ``vf_clip_frac``, ``explained_variance``.
     """
     if mask is None:
         mask = torch.ones_like(values)
-    m = _check_mask(mask, values)
-    old = old_values.to(values.dtype)
-    ret = returns.to(values.dtype)
+    _check_same_shape("old_values", old_values, values, "values")
+    _check_same_shape("returns", returns, values, "values")
+    m = _check_mask(mask, values, "values")
+    live = m > 0
+    zero = torch.zeros_like(values)
+    # sanitise padding first, as in policy_loss: 0 * NaN in the backward pass would leak NaN
+    values = torch.where(live, values, zero)
+    old = torch.where(live, old_values.to(values.dtype), zero)
+    ret = torch.where(live, returns.to(values.dtype), zero)
     err1 = (values - ret) ** 2
     if clip is None:
         per = err1
@@ -213,6 +228,7 @@ def ppo_loss(
     if config.kl_coef > 0 and ref_logp is None:
         raise ValueError("kl_coef > 0 needs ref_logp= (reference log-probs of the response tokens)")
     if ref_logp is not None:
+        _check_same_shape("ref_logp", ref_logp, logp)
         live = mask > 0
         zero = torch.zeros_like(logp)
         # sanitise padding first: a NaN there would leak into gradients through exp
@@ -224,6 +240,7 @@ def ppo_loss(
     if config.entropy_coef > 0 and entropy is None:
         raise ValueError("entropy_coef > 0 needs entropy= (per-token entropy [B, T] of the current policy)")
     if entropy is not None:
+        _check_same_shape("entropy", entropy, logp)
         ent = aggregate(entropy, mask, config.loss_agg_mode)
         metrics["entropy"] = ent.item()
         if config.entropy_coef > 0:

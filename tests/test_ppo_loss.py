@@ -190,3 +190,127 @@ def test_approx_kl_metric():
     assert m["approx_kl"] == pytest.approx(math.exp(0.1) - 1.1, rel=1e-9)
     _, _, m = one_token(-0.1, 1.0)
     assert m["approx_kl"] == pytest.approx(math.exp(-0.1) - 0.9, rel=1e-9)
+
+
+# ---------------------------------------------------------------- independent reference, edge cases
+
+
+def _ref_token_losses(logp, old, adv, lengths, clip_low, clip_high, dual_clip):
+    """Per-token PPO loss and d loss / d logp, from the textbook formulas, one token at a time."""
+    losses, grads = [], []
+    for b, n in enumerate(lengths):
+        row_l, row_g = [], []
+        for t in range(n):
+            r, a = math.exp(logp[b][t] - old[b][t]), adv[b]
+            unclipped, clipped = -a * r, -a * min(max(r, 1 - clip_low), 1 + clip_high)
+            loss, grad = (unclipped, -a * r) if unclipped >= clipped else (clipped, 0.0)
+            if dual_clip is not None and a < 0 and -a * dual_clip < loss:
+                loss, grad = -a * dual_clip, 0.0
+            row_l.append(loss)
+            row_g.append(grad)
+        losses.append(row_l)
+        grads.append(row_g)
+    return losses, grads
+
+
+@pytest.mark.parametrize("clip_low,clip_high,dual_clip", [(0.2, 0.2, None), (0.2, 0.28, None), (0.1, 0.3, 1.5)])
+@pytest.mark.parametrize("mode", ["token-mean", "response-mean"])
+def test_policy_loss_and_gradient_match_a_plain_reference(clip_low, clip_high, dual_clip, mode):
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        lengths = torch.randint(0, 6, (4,), generator=gen).tolist()  # empty and single-token rows too
+        t = max(max(lengths), 1)
+        mask = torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
+        lp = -1.0 + 0.5 * torch.randn(4, t, generator=gen, dtype=torch.float64)
+        old = lp + 0.3 * torch.randn(4, t, generator=gen, dtype=torch.float64)
+        adv = torch.randn(4, generator=gen, dtype=torch.float64)
+        logp = torch.where(mask, lp, torch.full_like(lp, float("nan"))).requires_grad_(True)
+        loss, m = policy_loss(logp, torch.where(mask, old, torch.full_like(old, float("nan"))), adv, mask,
+                              clip_low, clip_high, dual_clip, mode)
+        loss.backward()
+        tok_l, tok_g = _ref_token_losses(lp.tolist(), old.tolist(), adv.tolist(), lengths, clip_low, clip_high, dual_clip)
+        n_tok, n_resp = sum(lengths), sum(n > 0 for n in lengths)
+        if mode == "token-mean":
+            ref = sum(map(sum, tok_l)) / max(n_tok, 1)
+            scale = [1.0 / max(n_tok, 1)] * 4
+        else:
+            ref = sum(sum(row) / len(row) for row in tok_l if row) / max(n_resp, 1)
+            scale = [1.0 / (n * n_resp) if n else 0.0 for n in lengths]
+        assert loss.item() == pytest.approx(ref, abs=1e-12)
+        for b, n in enumerate(lengths):
+            expected = torch.tensor([g * scale[b] for g in tok_g[b]], dtype=torch.float64)
+            assert torch.allclose(logp.grad[b, :n], expected, atol=1e-12)
+            assert torch.all(logp.grad[b, n:] == 0.0)
+        assert m["loss_agg_mode"] == mode
+
+
+def test_kl_and_entropy_follow_the_aggregation():
+    logp, old, mask = padded(fill=0.0)
+    ref = old.clone()
+    ref[2, :4] += torch.tensor([0.1, -0.2, 0.3, 0.0], dtype=torch.float64)  # only the 4-token row differs
+    k3 = [math.exp(d) - d - 1 for d in (0.1, -0.2, 0.3, 0.0)]
+    ent = torch.where(mask, torch.tensor([[1.0], [2.0], [4.0]], dtype=torch.float64).expand_as(logp), 0.0)
+    cfg = PPOLossConfig(loss_agg_mode="token-mean")
+    _, m = ppo_loss(logp, old, ADV, mask, cfg, ref_logp=ref, entropy=ent)
+    assert m["kl_ref"] == pytest.approx(sum(k3) / 7) and m["entropy"] == pytest.approx((1 + 2 * 2 + 4 * 4) / 7)
+    _, m = ppo_loss(logp, old, ADV, mask, PPOLossConfig(loss_agg_mode="response-mean"), ref_logp=ref, entropy=ent)
+    assert m["kl_ref"] == pytest.approx(sum(k3) / 4 / 3) and m["entropy"] == pytest.approx((1 + 2 + 4) / 3)
+
+
+def test_empty_batch_and_all_padding_give_zero_loss():
+    for mode in ("token-mean", "response-mean"):
+        loss, _ = policy_loss(torch.zeros(0, 0), torch.zeros(0, 0), torch.zeros(0), torch.zeros(0, 0), loss_agg_mode=mode)
+        assert loss.item() == 0.0
+        loss, _ = policy_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.ones(2), torch.zeros(2, 3), loss_agg_mode=mode)
+        assert loss.item() == 0.0
+
+
+def test_shape_mismatches_name_the_tensor():
+    logp, old, mask = padded(fill=0.0)
+    with pytest.raises(ValueError, match="old_logp shape"):
+        policy_loss(logp, old[:, :2], ADV, mask)
+    with pytest.raises(ValueError, match="ref_logp shape"):
+        ppo_loss(logp, old, ADV, mask, PPOLossConfig(kl_coef=0.1), ref_logp=old[:, :2])
+    with pytest.raises(ValueError, match="entropy shape"):
+        ppo_loss(logp, old, ADV, mask, PPOLossConfig(entropy_coef=0.1), entropy=old[:, :2])
+    v = torch.zeros(3)
+    with pytest.raises(ValueError, match="returns shape"):
+        value_loss(v, v, torch.zeros(2))
+    with pytest.raises(ValueError, match="old_values shape"):
+        value_loss(v, torch.zeros(4), v)
+
+
+def test_clip_ranges_are_checked():
+    logp, old, mask = padded(fill=0.0)
+    for kw in ({"clip_low": 1.0}, {"clip_low": -0.1}, {"clip_high": -0.1}):
+        with pytest.raises(ValueError, match="clip_"):
+            policy_loss(logp, old, ADV, mask, **kw)
+
+
+def test_value_loss_padding_has_zero_gradient_and_no_nan():
+    nan = float("nan")
+    v = torch.tensor([[0.5, nan], [1.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    old = torch.tensor([[0.4, nan], [1.0, 2.0]], dtype=torch.float64)
+    ret = torch.tensor([[1.0, nan], [1.0, 3.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 0], [1, 1]])
+    loss, m = value_loss(v, old, ret, mask, clip=0.2)
+    loss.backward()
+    # row 0: 0.5 moved 0.1 (unclipped), error 0.25; row 1: errors 0 and 1 -> 0.5 * 1.25 / 3
+    assert loss.item() == pytest.approx(0.5 * 1.25 / 3)
+    assert torch.all(torch.isfinite(v.grad)) and v.grad[0, 1].item() == 0.0
+    assert v.grad[0, 0].item() == pytest.approx((0.5 - 1.0) / 3)
+    assert math.isfinite(m["explained_variance"])
+
+
+def test_value_loss_matches_a_plain_reference():
+    gen = torch.Generator().manual_seed(5)
+    v, old, ret = (torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(3))
+    for clip in (None, 0.2, 1.0):
+        loss, _ = value_loss(v, old, ret, clip=clip)
+        per = []
+        for vi, oi, ri in zip(v.tolist(), old.tolist(), ret.tolist()):
+            e = (vi - ri) ** 2
+            if clip is not None:
+                e = max(e, (oi + min(max(vi - oi, -clip), clip) - ri) ** 2)
+            per.append(0.5 * e)
+        assert loss.item() == pytest.approx(sum(per) / len(per), abs=1e-12)
