@@ -3,7 +3,8 @@
 Both are pure post-processors of a base advantage (one scalar per response = one turn of one
 trajectory, see :mod:`aem_train.advantages`); they need only each response's mean token
 entropy from the old-policy forward pass. No trainer state, no extra loss or forward pass.
-Functions accept numpy arrays or torch tensors and return the same kind.
+``aem_alpha``, ``response_mean_entropy`` and ``apply_modulation`` accept numpy arrays or torch
+tensors and return the same kind; ``empg_modulate`` is numpy in, numpy out.
 
 AEM, per normalisation scope S (default: the group of N trajectories of one task)::
 

@@ -118,7 +118,8 @@ def policy_loss(
 
     Metrics: ``pg_loss``, ``approx_kl`` (k3 estimate of KL(old || new), masked token mean), ``clip_frac``
     (tokens where the clipped branch is active), ``clip_frac_low/high`` (ratio beyond each
-    bound), ``dual_clip_frac``, ``ratio_mean``, ``ratio_max``, ``loss_agg_mode``.
+    bound), ``dual_clip_frac``, ``ratio_mean``, ``ratio_max``, ``loss_agg_mode``. Raises
+    ``ValueError`` on mismatched shapes or out-of-range clip settings.
     """
     if dual_clip is not None and dual_clip <= 1.0:
         raise ValueError(f"dual_clip={dual_clip} must be > 1 (e.g. 3.0) or None")

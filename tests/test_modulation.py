@@ -468,3 +468,16 @@ def test_empg_matches_a_plain_reference():
         ref_adv, ref_g = _reference_empg(h, traj, turn, base)
         np.testing.assert_allclose(adv, ref_adv, atol=1e-12)
         np.testing.assert_allclose(g, ref_g, atol=1e-12)
+
+
+def test_entropy_drift_formula_on_random_categoricals():
+    """The drift result for any K and logits, not one hand-picked policy (central differences)."""
+    rng = np.random.default_rng(17)
+    eta = 1e-7
+    for _ in range(50):
+        theta = rng.normal(0.0, 1.5, int(rng.integers(2, 12)))
+        y, a = int(rng.integers(len(theta))), float(rng.normal())
+        step = eta * a * _natural_gradient_log_pi(theta, y)
+        fd = (_entropy(theta + step) - _entropy(theta - step)) / 2
+        formula = eta * a * (-np.log(_softmax(theta)[y]) - _entropy(theta))
+        assert fd == pytest.approx(formula, rel=1e-4, abs=1e-15)
