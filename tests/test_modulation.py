@@ -267,7 +267,9 @@ def _natural_gradient_log_pi(theta: np.ndarray, y: int) -> np.ndarray:
     fisher = np.diag(p) - np.outer(p, p)
     grad = -p.copy()
     grad[y] += 1.0
-    return np.linalg.pinv(fisher) @ grad
+    # rcond well above rounding: F's null direction (the constant vector) must be cut, else a
+    # ~1e15 constant shift swamps theta's digits; F's smallest real eigenvalue is ~ min pi >> 1e-10
+    return np.linalg.pinv(fisher, rcond=1e-10, hermitian=True) @ grad
 
 
 THETA = np.array([2.0, 1.2, 0.3, -0.4, -1.0, 0.8])
