@@ -50,7 +50,10 @@ class TextVecEnv:
                 self.envs.append(fn())
         except BaseException:  # the envs built so far may hold containers or ports
             for env in self.envs:
-                env.close()
+                try:
+                    env.close()
+                except Exception:  # noqa: BLE001, S110 - the constructor's error is the one to report
+                    pass
             raise
         self.num_envs = len(self.envs)
         self.num_groups = self.num_envs // group_size
@@ -126,13 +129,21 @@ class TextVecEnv:
         return bool(self.done.all())
 
     def close(self) -> None:
+        """Close every env, even when one's ``close`` raises (its sandbox may be gone with the
+        daemon): the others still hold containers or ports. The first error is re-raised after."""
         if self._closed:
             return
         self._closed = True
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        first: BaseException | None = None
         for env in self.envs:
-            env.close()
+            try:
+                env.close()
+            except Exception as e:  # noqa: BLE001 - re-raised below, once every env is closed
+                first = first or e
+        if first is not None:
+            raise first
 
     def __enter__(self) -> TextVecEnv:
         return self

@@ -1,6 +1,15 @@
 """Evaluation: success rate, mean episode reward, mean turns and invalid-action rate of a policy
 on one split of an env, deterministic for a fixed seed (tasks, env RNG and torch sampling are
-all derived from it)."""
+all derived from it).
+
+Infrastructure failures are not task failures: counting them as failures would bias the success
+rate down by however often the sandbox broke. An episode dropped by the rollout (an infra error
+or an env exception, see :mod:`aem_train.rollout`) is played again, on the same task, up to
+``infra_retries`` times; an episode still failing after that is excluded and reported. The rates
+are over ``EvalResult.episodes`` (the episodes that ran to their end) and the summary states that
+denominator next to the ``tasks`` asked for. When no episode runs to its end there is no figure
+at all: :class:`~aem_train.rollout.AllEpisodesFailed` is raised with the first failure's message.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +23,46 @@ import numpy as np
 
 import aem_envs
 from aem_train.policy import GenerationSettings, Policy
-from aem_train.rollout import RolloutConfig, collect
+from aem_train.rollout import AllEpisodesFailed, RolloutConfig, TrajectoryInfo, collect, failure_summary, first_error
 
 
 @dataclass
 class EvalResult:
     env_id: str
     split: str
-    episodes: int
+    episodes: int  # episodes that ran to their end: the denominator of every rate below
     success_rate: float
     mean_reward: float  # mean episode return
     mean_turns: float
     invalid_action_rate: float  # invalid turns / all turns
-    dropped_infra: int
+    dropped_infra: int  # tasks excluded: their episode failed on infrastructure (or an env exception) every try
     greedy: bool
     temperature: float
     seed: int
     seconds: float
     truncated_prompts: int = 0  # prompts fitted to the prompt limit (rollout.py)
+    tasks: int = 0  # tasks asked for (= episodes + dropped_infra)
+    env_exceptions: int = 0  # of dropped_infra, how many were env bugs rather than infrastructure
+    retried: int = 0  # episodes played again after an infrastructure failure (all tries)
+    first_error: str | None = None  # "TASK_ID: message" of the first excluded task (rollout.first_error)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
         mode = "greedy" if self.greedy else f"T={self.temperature:g}"
+        excluded = ""
+        if self.dropped_infra:
+            excluded = (f", {self.dropped_infra} of {self.tasks} tasks excluded: their episode failed on "
+                        f"infrastructure every try ({self.retried} replays); first: {self.first_error}")
+        elif self.retried:
+            excluded = f", {self.retried} episodes replayed after an infrastructure failure"
         return (
             f"{self.env_id} [{self.split}, {self.episodes} episodes, {mode}]: "
-            f"success {self.success_rate:.1%}, reward {self.mean_reward:.3f}, "
+            f"success {self.success_rate:.1%} of {self.episodes} episodes, reward {self.mean_reward:.3f}, "
             f"turns {self.mean_turns:.2f}, invalid {self.invalid_action_rate:.1%}"
-            + (f", {self.dropped_infra} dropped (infra)" if self.dropped_infra else "")
             + (f", {self.truncated_prompts} prompts truncated" if self.truncated_prompts else "")
-            + f" ({self.seconds:.1f} s)"
+            + f" ({self.seconds:.1f} s)" + excluded
         )
 
 
@@ -78,10 +96,18 @@ def evaluate(
     seed: int = 0,
     batch_size: int = EVAL_BATCH,
     env_kwargs: dict[str, Any] | None = None,
+    infra_retries: int = 1,
 ) -> EvalResult:
-    """Play ``n`` episodes of ``split`` (one per task) and aggregate them."""
+    """Play ``n`` episodes of ``split`` (one per task) and aggregate them.
+
+    An episode dropped by an infrastructure failure is replayed on its task up to
+    ``infra_retries`` times, then excluded (module docstring); raises
+    :class:`~aem_train.rollout.AllEpisodesFailed` when no episode ran to its end.
+    """
     if n < 1:
         raise ValueError(f"n={n} must be >= 1")
+    if infra_retries < 0:
+        raise ValueError(f"infra_retries={infra_retries} must be >= 0")
     env_kwargs = dict(env_kwargs or {})
     t0 = time.perf_counter()
     tasks = eval_task_ids(env_id, split, n, seed, **env_kwargs)
@@ -94,35 +120,55 @@ def evaluate(
         max_prompt_tokens=max_prompt_tokens,
         prompt_overflow=prompt_overflow,
     )
-    succ, rets, turns, invalid, dropped, cut = [], [], [], 0, 0, 0
-    for b, start in enumerate(range(0, n, batch_size)):
-        chunk = tasks[start : start + batch_size]
-        with aem_envs.make_vec(env_id, num_tasks=len(chunk), group_size=1, split=split, **env_kwargs) as venv:
-            res = collect(policy, venv, cfg, seed=seed * 1_000_003 + b, task_ids=chunk)
-        cut += res.stats.truncated_prompts
-        for t in res.trajectories:
-            if t.dropped is not None:
-                dropped += 1
-                continue
-            succ.append(t.success)
-            rets.append(t.ret)
-            turns.append(t.turns)
-            invalid += t.invalid_actions
-    kept = max(len(succ), 1)
+    succ, rets, turns, invalid, cut, retried = [], [], [], 0, 0, 0
+    failed: list[TrajectoryInfo] = []  # the last try of each task still failing
+    todo = tasks
+    for attempt in range(infra_retries + 1):
+        failed = []
+        for b, start in enumerate(range(0, len(todo), batch_size)):
+            chunk = todo[start : start + batch_size]
+            # the first try keeps its historical seeds; a replay gets fresh, still seed-determined ones
+            run_seed = seed * 1_000_003 + b if attempt == 0 else int(
+                np.random.SeedSequence([seed, attempt, b]).generate_state(1)[0])
+            with aem_envs.make_vec(env_id, num_tasks=len(chunk), group_size=1, split=split, **env_kwargs) as venv:
+                res = collect(policy, venv, cfg, seed=run_seed, task_ids=chunk)
+            cut += res.stats.truncated_prompts
+            for t in res.trajectories:
+                if t.dropped is not None:
+                    failed.append(t)
+                    continue
+                succ.append(t.success)
+                rets.append(t.ret)
+                turns.append(t.turns)
+                invalid += t.invalid_actions
+        if not failed or attempt == infra_retries:
+            break
+        todo = [t.task_id for t in failed]
+        retried += len(todo)
+    if not succ:
+        raise AllEpisodesFailed(
+            f"evaluation of {env_id} ({split}) has no result ({1 + infra_retries} tries per task): "
+            f"{failure_summary(failed)}"
+        )
+    kept = len(succ)
     return EvalResult(
         env_id=env_id,
         split=split,
-        episodes=len(succ),
+        episodes=kept,
         success_rate=float(np.sum(succ) / kept),
         mean_reward=float(np.sum(rets) / kept),
         mean_turns=float(np.sum(turns) / kept),
         invalid_action_rate=float(invalid / max(np.sum(turns), 1)),
-        dropped_infra=dropped,
+        dropped_infra=len(failed),
         greedy=greedy,
         temperature=temperature,
         seed=seed,
         seconds=time.perf_counter() - t0,
         truncated_prompts=cut,
+        tasks=n,
+        env_exceptions=sum(t.dropped == "exception" for t in failed),
+        retried=retried,
+        first_error=first_error(failed),
     )
 
 

@@ -21,9 +21,15 @@ latest observation and the opened assistant turn). Fitted prompts are counted in
 ``RolloutStats.truncated_prompts`` and logged, so a run that crops its prompts says so.
 
 Failures: a step whose ``info["error_kind"] == "infra"`` drops its whole trajectory from the
-rows (counted in :class:`RolloutStats`); an exception raised inside one env's ``reset`` or
-``step`` is turned into such an infra failure for that env alone, so it never kills the
-collection.
+rows (counted in :class:`RolloutStats`): it is never trained on as a 0-reward failure. An
+exception raised inside one env's ``reset`` or ``step`` is turned into such a failure for that
+env alone, so it never kills the collection: an :class:`~aem_envs.core.InfraError` (a
+``DaemonDown`` from ``reset``, say) counts as ``dropped="infra"``, any other exception (an env
+bug) as ``dropped="exception"``. The rest of a group stays: group statistics (GRPO, RLOO,
+GiGPO) are computed over the surviving trajectories only, so a missing trajectory is not
+counted as a failure, and a group left with one survivor gets advantage 0 (no baseline).
+When every trajectory is dropped there is nothing to learn from or to measure: callers raise
+:class:`AllEpisodesFailed`, whose one-line message names the first failure (and so its fix).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import numpy as np
 import torch
 
 from aem_envs.chat import ChatView, chat_messages
+from aem_envs.core import InfraError
 from aem_envs.vector import TextVecEnv
 from aem_train.policy import GenerationSettings, Policy
 from aem_train.rows import Row
@@ -63,6 +70,14 @@ class RolloutConfig:
 
 class PromptTooLong(ValueError):
     """A prompt exceeds ``max_prompt_tokens`` under ``prompt_overflow="error"``."""
+
+
+class AllEpisodesFailed(RuntimeError):
+    """Every episode of a collection was dropped (infrastructure failures or env exceptions).
+
+    A ``RuntimeError`` so that the ``aem-train`` CLI prints it as one ``error:`` line and the
+    bench records it as one failed cell. Build the message with :func:`failure_summary`.
+    """
 
 
 def prompt_limit(policy: Policy, cfg: RolloutConfig) -> int | None:
@@ -121,8 +136,8 @@ class TrajectoryInfo:
 class RolloutStats:
     episodes: int = 0
     kept: int = 0
-    dropped_infra: int = 0  # trajectories dropped because an env reported an infra error
-    env_exceptions: int = 0  # of those, how many were exceptions raised inside an env
+    dropped_infra: int = 0  # trajectories dropped: an infra error or an exception inside an env
+    env_exceptions: int = 0  # of those, how many were env bugs (exceptions other than InfraError)
     rows: int = 0
     success_rate: float = 0.0  # over kept trajectories
     mean_return: float = 0.0
@@ -163,8 +178,37 @@ def _exception_info(env: Any, exc: BaseException) -> dict[str, Any]:
         "invalid_policy": str(getattr(env, "invalid_policy", "")),
         "timing": 0.0,
         "exception": f"{type(exc).__name__}: {exc}",
+        "env_bug": not isinstance(exc, InfraError),  # an InfraError raised outside _act is still infra
         "traceback": traceback.format_exc(limit=5),
     }
+
+
+def _dropped_kind(info: dict[str, Any]) -> str:
+    return "exception" if info.get("env_bug") else "infra"
+
+
+def first_error(trajs: Sequence[TrajectoryInfo]) -> str | None:
+    """``"TASK_ID: message"`` of the first dropped trajectory, on one line (None when none was
+    dropped). Env and sandbox messages name their fix (e.g. ``start it: bash scripts/engine.sh``
+    for a daemon that does not answer), so this line is what a user needs to act."""
+    dropped = [t for t in trajs if t.dropped is not None]
+    if not dropped:
+        return None
+    first = next((t for t in dropped if t.error), dropped[0])
+    err = " ".join((first.error or "no message").split())  # one line whatever the env wrote
+    if len(err) > 400:
+        err = err[:400] + " ..."
+    return f"{first.task_id}: {err}"
+
+
+def failure_summary(trajs: Sequence[TrajectoryInfo]) -> str:
+    """One line: how many of ``trajs`` were dropped, of which kind, and the first error."""
+    dropped = [t for t in trajs if t.dropped is not None]
+    if not dropped:
+        return f"none of {len(trajs)} episodes failed"
+    bugs = sum(t.dropped == "exception" for t in dropped)
+    kinds = f"{len(dropped) - bugs} infrastructure failures" + (f", {bugs} env exceptions" if bugs else "")
+    return f"{len(dropped)} of {len(trajs)} episodes failed ({kinds}); first: {first_error(dropped)}"
 
 
 @contextmanager
@@ -264,7 +308,7 @@ def _collect(
         view = ChatView(system_prompt=env.system_prompt, window=cfg.window)
         views.append(view)
         if infos[i].get("error_kind") == "infra":  # reset itself failed
-            trajs[i].dropped, trajs[i].error = "exception", infos[i].get("exception")
+            trajs[i].dropped, trajs[i].error = _dropped_kind(infos[i]), infos[i].get("exception")
             vec_env.done[i] = True
         else:
             view.reset(env.instruction, observations[i])
@@ -329,7 +373,7 @@ def _collect(
             tr.ret += reward
             tr.invalid_actions += int(not row.action_valid)
             if info.get("error_kind") == "infra":
-                tr.dropped = "exception" if "exception" in info else "infra"
+                tr.dropped = _dropped_kind(info)
                 tr.error = info.get("exception") or step.observations[i]
             if term or trunc:
                 tr.success = bool(info.get("success", False))
@@ -371,4 +415,4 @@ def _collect(
     return RolloutResult(rows, trajs, stats)
 
 
-__all__ = ["PromptTooLong", "RolloutConfig", "fit_prompt", "prompt_limit", "RolloutResult", "RolloutStats", "TrajectoryInfo", "collect", "guarded_envs"]
+__all__ = ["AllEpisodesFailed", "PromptTooLong", "failure_summary", "first_error", "RolloutConfig", "fit_prompt", "prompt_limit", "RolloutResult", "RolloutStats", "TrajectoryInfo", "collect", "guarded_envs"]

@@ -11,6 +11,16 @@ turn row), TensorBoard events in ``tb/``, ``checkpoints/latest`` and, written la
 ``train(cfg, resume=True)`` continues a run from its checkpoint; on CPU, N iterations equal N/2 +
 resume + N/2 bit for bit, because every random draw of iteration ``k`` is seeded from
 ``(seed, k)`` and the weights and optimizer state are restored exactly.
+
+Infrastructure failures (a sandbox killed, the Docker daemon gone; see :mod:`aem_train.rollout`):
+a trajectory that hits one is dropped, never trained on as a failure; its group's statistics are
+taken over the survivors. Each iteration logs ``train/dropped_infra`` (of ``train/episodes``) and
+``train/env_exceptions`` and prints one line naming the first failure. Evaluations replay a
+failed episode once and log their denominator (``eval/episodes`` of ``eval/tasks``, and
+``eval/dropped_infra``). When every episode of an iteration or of an evaluation fails, the run
+stops with one :class:`~aem_train.rollout.AllEpisodesFailed` line naming the cause (its fix
+included) before anything of that iteration is logged or checkpointed, so rerunning the same
+command once the cause is fixed resumes from the last checkpoint as if nothing had happened.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from aem_train.policy import (
 )
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
 from aem_train.preflight import preflight
-from aem_train.rollout import RolloutConfig, collect, prompt_limit
+from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, failure_summary, prompt_limit
 from aem_train.rows import Row
 
 EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
@@ -299,6 +309,23 @@ def load_checkpoint(run_dir: Path, policy: Policy, optimizer, scheduler, value_h
     return json.loads((ck / "state.json").read_text())
 
 
+def _resume_hint(run_dir: Path) -> str:
+    """What a user does after a stop: the tail of an :class:`AllEpisodesFailed` line."""
+    try:
+        it = int(json.loads((run_dir / "checkpoints" / "latest" / "state.json").read_text())["iteration"])
+    except (OSError, ValueError, KeyError):
+        return "; no checkpoint yet: fix the cause, then rerun the same command"
+    return f"; the checkpoint of iteration {it} is intact: fix the cause, then rerun the same command to resume from it"
+
+
+def _eval_or_stop(policy: Policy, cfg: Config, iteration: int, run_dir: Path) -> dict[str, float]:
+    """:func:`run_eval`, its :class:`AllEpisodesFailed` stop naming the iteration and how to resume."""
+    try:
+        return run_eval(policy, cfg)
+    except AllEpisodesFailed as e:
+        raise AllEpisodesFailed(f"iteration {iteration}: {e}{_resume_hint(run_dir)}") from None
+
+
 def _truncate_jsonl(path: Path, last_iteration: int) -> None:
     """Drop lines logged after the checkpoint so a resumed run's logs are what an unbroken run writes."""
     if not path.exists():
@@ -340,7 +367,8 @@ def _batch_metrics(rows: list[Row], stats, base: np.ndarray, alpha: np.ndarray, 
         "train/turns_mean": stats.mean_turns,
         "train/invalid_rate": stats.invalid_action_rate,
         "train/episodes": stats.episodes,
-        "train/dropped_infra": stats.dropped_infra,
+        "train/dropped_infra": stats.dropped_infra,  # not trained on; train/* rates are over the rest
+        "train/env_exceptions": stats.env_exceptions,  # of those, env bugs rather than infrastructure
         "train/rows": len(rows),
         "train/repetition_rate": repeats / max(1, len(rows)),
         "train/truncated_responses": stats.truncated_responses,
@@ -414,8 +442,15 @@ def run_eval(policy: Policy, cfg: Config) -> dict[str, float]:
         max_prompt_tokens=cfg.rollout.max_prompt_tokens, prompt_overflow=cfg.rollout.prompt_overflow,
         seed=cfg.train.seed + EVAL_SEED_OFFSET, env_kwargs=cfg.env.kwargs,
     )
+    if r.dropped_infra:
+        print(f"warning: evaluation excluded {r.dropped_infra} of {r.tasks} tasks (infrastructure failure on every "
+              f"try); eval/success_rate is over the other {r.episodes}; first: {r.first_error}")
     return {
         "eval/success_rate": r.success_rate,
+        "eval/episodes": r.episodes,  # the denominator of the eval/* rates
+        "eval/tasks": r.tasks,
+        "eval/dropped_infra": r.dropped_infra,
+        "eval/retried": r.retried,
         "eval/return_mean": r.mean_reward,
         "eval/turns_mean": r.mean_turns,
         "eval/invalid_rate": r.invalid_action_rate,
@@ -508,7 +543,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
     t_run = time.perf_counter() - wall_before
 
     if start == 0:
-        log.metrics({"iteration": 0, "time_s": 0.0, **checked, **run_eval(policy, cfg)})
+        log.metrics({"iteration": 0, "time_s": 0.0, **checked, **_eval_or_stop(policy, cfg, 0, run_dir)})
 
     vec = aem_envs.make_vec(cfg.env.id, cfg.env.groups, cfg.env.group_size, mode=cfg.env.mode, **cfg.env.kwargs)
     bar = _progress(progress, t.iterations, start)
@@ -520,8 +555,11 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             # 1. rollouts: one row per turn
             res = collect(policy, vec, rollout_cfg, seed=seed_it, split="train")
             rows = res.rows
-            if not rows:
-                raise RuntimeError(f"iteration {it}: every trajectory was dropped (infra failures); see the env's logs")
+            if not rows:  # nothing to learn from: stop before this iteration is logged or checkpointed
+                raise AllEpisodesFailed(f"iteration {it}: nothing to train on: {failure_summary(res.trajectories)}"
+                                        + _resume_hint(run_dir))
+            if res.stats.dropped_infra:
+                print(f"iteration {it}: {failure_summary(res.trajectories)}; dropped, not trained on")
             # 2. base advantages (group statistics count each trajectory once)
             returns = None
             if cfg.algo.estimator == "gae":
@@ -559,7 +597,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             rec["perf/modulation_share"] = mod_s / max(1e-9, res.stats.seconds + upd["perf/update_seconds"] + mod_s)
             rec["perf/peak_memory_mb"] = _peak_memory_mb(policy.device)
             if it % t.eval_every == 0 or it == t.iterations:
-                rec.update(run_eval(policy, cfg))
+                rec.update(_eval_or_stop(policy, cfg, it, run_dir))
             rec["time_s"] = time.perf_counter() - t_run
             if t.log_trajectories:
                 log.trajectories([
@@ -579,7 +617,10 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
                                 {"iteration": it, "wall_s": rec["time_s"], "seed": t.seed})
             _advance(bar, rec)
     finally:
-        vec.close()
+        try:
+            vec.close()
+        except Exception as e:  # noqa: BLE001 - must not hide the error that ended the loop
+            print(f"warning: closing the envs failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         if bar is not None:
             bar.stop()
         if log.writer is not None:

@@ -76,6 +76,7 @@ class SandboxPool:
                 return sb
             except Exception:
                 self._retire(sb)
+                sb = None  # closed now: a fresh one (or a cold start) below, never this one
         with self._lock:
             while self._fresh:
                 cand = self._fresh.popleft()
