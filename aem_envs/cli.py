@@ -1,4 +1,4 @@
-"""``aem-envs``: list, inspect, play, check and benchmark environments.
+"""aem-envs: list, inspect, play, check and measure environments; Docker images and sandboxes.
 
 Every command that reports figures takes ``--json`` and then prints one JSON object on its
 last line.
@@ -194,15 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_list, "list registered environments", env=False)
     add("info", cmd_info, "describe an environment")
     sp = add("play", cmd_play, "play an environment in the terminal")
-    sp.add_argument("--split", default="test")
-    sp.add_argument("--seed", type=int, default=None)
-    sp.add_argument("--task-id", default=None)
+    sp.add_argument("--split", default="test", help="split to draw the task from (default test)")
+    sp.add_argument("--seed", type=int, default=None, help="reset seed: fixes the drawn task")
+    sp.add_argument("--task-id", default=None, help="play this task id instead of drawing one")
     sp = add("check", cmd_check, "run the conformance checker (exit 0 only if all checks pass)")
     sp.add_argument("--episodes", type=_positive_int, default=20, help="oracle episodes in the solvability check")
     sp = add("oracle", cmd_oracle, "measure the oracle policy")
-    sp.add_argument("--episodes", type=_positive_int, default=100)
-    sp.add_argument("--split", default="test")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--episodes", type=_positive_int, default=100,
+                    help="tasks to play, spread evenly over the split (default 100)")
+    sp.add_argument("--split", default="test", help="split whose tasks are played (default test)")
+    sp.add_argument("--seed", type=int, default=0, help="reset seed of the first episode (+1 per episode)")
     for register_extra in _EXTRA_COMMANDS:
         register_extra(sub)
     return p

@@ -27,7 +27,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def add_common_options(sp: argparse.ArgumentParser) -> None:
     """Options every aem-train command shares: ``--threads``, ``--import``, ``--json``."""
-    sp.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    sp.add_argument(
+        "--threads", type=int, default=2,
+        help="torch CPU threads (default 2; train defaults to the config's train.threads; "
+             "bench's training cells always use train.threads: --set train.threads=N)",
+    )
     sp.add_argument(
         "--import", dest="import_module", action="append", default=[], metavar="MODULE_OR_PY",
         help="import a module or .py file that registers extra envs, e.g. examples/custom_env.py (repeatable); "

@@ -7,8 +7,9 @@ agent's success rate (the floor a trained agent must beat).
 
 With ``--json`` the last line is one JSON object ``{"<name>": {figures}, "machine": {...}}``.
 
-To benchmark another env, add an :class:`EnvBench` to :data:`ENV_BENCHMARKS` (e.g. WebShop with
-its own policy and a smaller step count if its steps are slow); nothing else changes.
+To benchmark another env, add an :class:`EnvBench` to :data:`ENV_BENCHMARKS` (as WebShop's
+entries do: a smaller step count for its slower steps, and a policy of its own where the env
+lists no admissible actions); nothing else changes.
 """
 
 from __future__ import annotations

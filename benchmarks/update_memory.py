@@ -1,7 +1,8 @@
 """Peak memory of one paper-size PPO update micro-batch: the LM head in pieces vs whole logits.
 
-One micro-batch of the paper preset's token budget (8 rows x (1,536 prompt + 512 response) =
-16,384 tokens) goes forward and backward through ``Policy.forward_response`` of a random model
+One micro-batch of the paper preset's token budget (``ppo.token_budget``: 16,384 tokens, here 8
+rows x (1,536 prompt + 512 response); the preset's longest rows, 2,048 + 512 tokens, fill the same
+budget with 6 rows) goes forward and backward through ``Policy.forward_response`` of a random model
 with Qwen2.5-1.5B's shape (151,936-token vocabulary), bf16, LoRA r=16, activation
 checkpointing, counted with ``LiveTensorPeak`` (see gpu_readiness.py). Both ways of computing
 log-probs and entropies run side by side on the same model and batch:
