@@ -26,6 +26,11 @@ from aem_train.policy import GenerationSettings, Policy
 from aem_train.rollout import AllEpisodesFailed, RolloutConfig, TrajectoryInfo, collect, failure_summary, first_error
 
 
+class EvaluationIncomplete(RuntimeError):
+    """More tasks were excluded (infrastructure failure on every try) than ``max_excluded``
+    allows: the figure would be over a different task set than other evaluations'."""
+
+
 @dataclass
 class EvalResult:
     env_id: str
@@ -54,7 +59,8 @@ class EvalResult:
         excluded = ""
         if self.dropped_infra:
             excluded = (f", {self.dropped_infra} of {self.tasks} tasks excluded: their episode failed on "
-                        f"infrastructure every try ({self.retried} replays); first: {self.first_error}")
+                        f"infrastructure every try ({self.retried} replay{'' if self.retried == 1 else 's'}); "
+                        f"first: {self.first_error}")
         elif self.retried:
             excluded = f", {self.retried} episodes replayed after an infrastructure failure"
         return (
@@ -97,12 +103,14 @@ def evaluate(
     batch_size: int = EVAL_BATCH,
     env_kwargs: dict[str, Any] | None = None,
     infra_retries: int = 1,
+    max_excluded: float = 1.0,
 ) -> EvalResult:
     """Play ``n`` episodes of ``split`` (one per task) and aggregate them.
 
     An episode dropped by an infrastructure failure is replayed on its task up to
     ``infra_retries`` times, then excluded (module docstring); raises
-    :class:`~aem_train.rollout.AllEpisodesFailed` when no episode ran to its end.
+    :class:`~aem_train.rollout.AllEpisodesFailed` when no episode ran to its end and
+    :class:`EvaluationIncomplete` when more than ``max_excluded`` of the tasks were excluded.
     """
     if n < 1:
         raise ValueError(f"n={n} must be >= 1")
@@ -149,6 +157,12 @@ def evaluate(
         raise AllEpisodesFailed(
             f"evaluation of {env_id} ({split}) has no result ({1 + infra_retries} tries per task): "
             f"{failure_summary(failed)}"
+        )
+    if len(failed) > max_excluded * n:
+        raise EvaluationIncomplete(
+            f"evaluation of {env_id} ({split}): {len(failed)} of {n} tasks failed every try ({1 + infra_retries} "
+            f"tries), more than the {max_excluded:.0%} a figure comparable with other evaluations allows; "
+            f"first: {first_error(failed)}"
         )
     kept = len(succ)
     return EvalResult(
@@ -206,4 +220,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.set_defaults(fn=_cmd_eval)
 
 
-__all__ = ["EvalResult", "eval_task_ids", "evaluate"]
+__all__ = ["EvalResult", "EvaluationIncomplete", "eval_task_ids", "evaluate"]

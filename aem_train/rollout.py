@@ -207,7 +207,11 @@ def failure_summary(trajs: Sequence[TrajectoryInfo]) -> str:
     if not dropped:
         return f"none of {len(trajs)} episodes failed"
     bugs = sum(t.dropped == "exception" for t in dropped)
-    kinds = f"{len(dropped) - bugs} infrastructure failures" + (f", {bugs} env exceptions" if bugs else "")
+    infra = len(dropped) - bugs
+    kinds = ", ".join(
+        [f"{infra} infrastructure failure{'' if infra == 1 else 's'}"] * bool(infra)
+        + [f"{bugs} env exception{'' if bugs == 1 else 's'}"] * bool(bugs)
+    )
     return f"{len(dropped)} of {len(trajs)} episodes failed ({kinds}); first: {first_error(dropped)}"
 
 

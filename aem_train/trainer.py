@@ -17,10 +17,12 @@ a trajectory that hits one is dropped, never trained on as a failure; its group'
 taken over the survivors. Each iteration logs ``train/dropped_infra`` (of ``train/episodes``) and
 ``train/env_exceptions`` and prints one line naming the first failure. Evaluations replay a
 failed episode once and log their denominator (``eval/episodes`` of ``eval/tasks``, and
-``eval/dropped_infra``). When every episode of an iteration or of an evaluation fails, the run
-stops with one :class:`~aem_train.rollout.AllEpisodesFailed` line naming the cause (its fix
-included) before anything of that iteration is logged or checkpointed, so rerunning the same
-command once the cause is fixed resumes from the last checkpoint as if nothing had happened.
+``eval/dropped_infra``). When every episode of an iteration or of an evaluation fails, or an
+evaluation excludes more than :data:`EVAL_MAX_EXCLUDED` of its tasks, the run stops with one
+line (:class:`~aem_train.rollout.AllEpisodesFailed`, :class:`~aem_train.evaluate.EvaluationIncomplete`)
+naming the cause (its fix included) before anything of that iteration is logged or checkpointed,
+so rerunning the same command once the cause is fixed resumes from the last checkpoint as if
+nothing had happened.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import yaml
 import aem_envs
 from aem_train.advantages import compute_advantages, compute_gae
 from aem_train.config import Config, same_config
-from aem_train.evaluate import EVAL_BATCH, evaluate
+from aem_train.evaluate import EVAL_BATCH, EvaluationIncomplete, evaluate
 from aem_train.modulation import apply_modulation
 from aem_train.policy import (
     GenerationSettings, LoraSettings, Policy, _decoder_and_head, activation_checkpointing, build_response_batch,
@@ -54,6 +56,10 @@ from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, failure
 from aem_train.rows import Row
 
 EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
+# An evaluation may exclude this share of its tasks (infrastructure failure on every try) and
+# still be logged; more, and its figure would be over another task set than the run's other
+# evaluations (and the other bench cells'): the run stops and a resume redoes it.
+EVAL_MAX_EXCLUDED = 0.1
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
@@ -319,11 +325,12 @@ def _resume_hint(run_dir: Path) -> str:
 
 
 def _eval_or_stop(policy: Policy, cfg: Config, iteration: int, run_dir: Path) -> dict[str, float]:
-    """:func:`run_eval`, its :class:`AllEpisodesFailed` stop naming the iteration and how to resume."""
+    """:func:`run_eval`; its stop (:class:`AllEpisodesFailed`, :class:`EvaluationIncomplete`) names the
+    iteration and how to resume."""
     try:
         return run_eval(policy, cfg)
-    except AllEpisodesFailed as e:
-        raise AllEpisodesFailed(f"iteration {iteration}: {e}{_resume_hint(run_dir)}") from None
+    except (AllEpisodesFailed, EvaluationIncomplete) as e:
+        raise type(e)(f"iteration {iteration}: {e}{_resume_hint(run_dir)}") from None
 
 
 def _truncate_jsonl(path: Path, last_iteration: int) -> None:
@@ -440,7 +447,7 @@ def run_eval(policy: Policy, cfg: Config) -> dict[str, float]:
         greedy=cfg.train.eval_temperature == 0, temperature=cfg.train.eval_temperature or 1.0,
         max_new_tokens=cfg.rollout.max_new_tokens, window=cfg.env.window,
         max_prompt_tokens=cfg.rollout.max_prompt_tokens, prompt_overflow=cfg.rollout.prompt_overflow,
-        seed=cfg.train.seed + EVAL_SEED_OFFSET, env_kwargs=cfg.env.kwargs,
+        seed=cfg.train.seed + EVAL_SEED_OFFSET, env_kwargs=cfg.env.kwargs, max_excluded=EVAL_MAX_EXCLUDED,
     )
     if r.dropped_infra:
         print(f"warning: evaluation excluded {r.dropped_infra} of {r.tasks} tasks (infrastructure failure on every "

@@ -208,13 +208,13 @@ def test_evaluation_excludes_tasks_failing_every_try_and_states_the_denominator(
 
 
 # ---------------------------------------------------------------------------- training
-def _cfg(model, run_dir: Path, iterations: int = 2, **env_kwargs):
+def _cfg(model, run_dir: Path, iterations: int = 2, eval_tasks: int = 2, **env_kwargs):
     return from_dict({
         "model": {"path": str(model)},
         "env": {"id": "aem/TestInfraPlan-v0", "groups": 2, "group_size": 2, "kwargs": env_kwargs},
         "rollout": {"max_new_tokens": 4},
         "ppo": {"epochs": 1, "minibatches": 1, "entropy_coef": 0.01, "lr": 1e-3},
-        "train": {"iterations": iterations, "eval_every": iterations, "eval_tasks": 2, "run_dir": str(run_dir),
+        "train": {"iterations": iterations, "eval_every": iterations, "eval_tasks": eval_tasks, "run_dir": str(run_dir),
                   "checkpoint_every": 1, "save_final_model": False, "threads": 1},
     })
 
@@ -223,10 +223,19 @@ def _records(run_dir: Path) -> list[dict]:
     return [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def _eval_tasks(cfg) -> list[str]:
+    from aem_train.evaluate import eval_task_ids
+    from aem_train.trainer import EVAL_SEED_OFFSET
+
+    return eval_task_ids(cfg.env.id, "test", cfg.train.eval_tasks, cfg.train.seed + EVAL_SEED_OFFSET)
+
+
 def test_training_drops_failed_trajectories_counts_and_names_them(guess_ckpt, tmp_path, capsys):
     from aem_train.trainer import train
 
-    train(_cfg(guess_ckpt, tmp_path / "run", fail="infra", fail_share=0.5, fail_split="train"), progress=False)
+    cfg = _cfg(guess_ckpt, tmp_path / "run", eval_tasks=10, fail="infra", fail_share=0.5, fail_split="train")
+    PlanEnv.broken_tasks = {_eval_tasks(cfg)[3]}  # one eval task fails every try: 10%, still a figure
+    train(cfg, progress=False)
     out = capsys.readouterr().out
     recs = _records(tmp_path / "run")
     it = [r for r in recs if r["iteration"] > 0]
@@ -242,9 +251,24 @@ def test_training_drops_failed_trajectories_counts_and_names_them(guess_ckpt, tm
     rows = [json.loads(ln) for ln in (tmp_path / "run" / "trajectories.jsonl").read_text().splitlines()]
     for r in it:
         assert sum(x["iteration"] == r["iteration"] for x in rows) == r["train/rows"]
-    # evaluation (no failures on the test split) states its denominator
+    # evaluation excludes the broken task, says so, and states its denominator
     for r in (recs[0], recs[-1]):
-        assert (r["eval/episodes"], r["eval/tasks"], r["eval/dropped_infra"]) == (2, 2, 0)
+        assert (r["eval/episodes"], r["eval/tasks"], r["eval/dropped_infra"], r["eval/retried"]) == (9, 10, 1, 1)
+        assert r["eval/success_rate"] == 1.0  # 9 of 9 ran and succeeded, not 9 of 10
+    assert out.count("warning: evaluation excluded 1 of 10 tasks") == 2
+
+
+def test_an_evaluation_excluding_too_many_tasks_stops_the_run(guess_ckpt, tmp_path):
+    from aem_train.evaluate import EvaluationIncomplete
+    from aem_train.trainer import train
+
+    cfg = _cfg(guess_ckpt, tmp_path / "run", eval_tasks=10)
+    PlanEnv.broken_tasks = set(_eval_tasks(cfg)[:2])  # 20%: the figure would be over another task set
+    with pytest.raises(EvaluationIncomplete) as e:
+        train(cfg, progress=False)
+    msg = str(e.value)
+    assert msg.startswith("iteration 0: evaluation of aem/TestInfraPlan-v0 (test): 2 of 10 tasks failed every try")
+    assert "container was removed" in msg and "no checkpoint yet" in msg and "\n" not in msg
 
 
 def test_engine_down_mid_run_stops_with_one_line_then_resume_matches_an_unbroken_run(
