@@ -315,22 +315,23 @@ def load_checkpoint(run_dir: Path, policy: Policy, optimizer, scheduler, value_h
     return json.loads((ck / "state.json").read_text())
 
 
-def _resume_hint(run_dir: Path) -> str:
+def _resume_hint(run_dir: Path, resume: bool) -> str:
     """What a user does after a stop: the tail of an :class:`AllEpisodesFailed` line."""
     try:
         it = int(json.loads((run_dir / "checkpoints" / "latest" / "state.json").read_text())["iteration"])
     except (OSError, ValueError, KeyError):
         return "; no checkpoint yet: fix the cause, then rerun the same command"
-    return f"; the checkpoint of iteration {it} is intact: fix the cause, then rerun the same command to resume from it"
+    how = "rerun the same command" if resume else "rerun it without --no-resume"  # that would discard it
+    return f"; the checkpoint of iteration {it} is intact: fix the cause, then {how} to resume from it"
 
 
-def _eval_or_stop(policy: Policy, cfg: Config, iteration: int, run_dir: Path) -> dict[str, float]:
+def _eval_or_stop(policy: Policy, cfg: Config, iteration: int, run_dir: Path, resume: bool) -> dict[str, float]:
     """:func:`run_eval`; its stop (:class:`AllEpisodesFailed`, :class:`EvaluationIncomplete`) names the
     iteration and how to resume."""
     try:
         return run_eval(policy, cfg)
     except (AllEpisodesFailed, EvaluationIncomplete) as e:
-        raise type(e)(f"iteration {iteration}: {e}{_resume_hint(run_dir)}") from None
+        raise type(e)(f"iteration {iteration}: {e}{_resume_hint(run_dir, resume)}") from None
 
 
 def _truncate_jsonl(path: Path, last_iteration: int) -> None:
@@ -550,7 +551,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
     t_run = time.perf_counter() - wall_before
 
     if start == 0:
-        log.metrics({"iteration": 0, "time_s": 0.0, **checked, **_eval_or_stop(policy, cfg, 0, run_dir)})
+        log.metrics({"iteration": 0, "time_s": 0.0, **checked, **_eval_or_stop(policy, cfg, 0, run_dir, resume)})
 
     vec = aem_envs.make_vec(cfg.env.id, cfg.env.groups, cfg.env.group_size, mode=cfg.env.mode, **cfg.env.kwargs)
     bar = _progress(progress, t.iterations, start)
@@ -564,7 +565,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             rows = res.rows
             if not rows:  # nothing to learn from: stop before this iteration is logged or checkpointed
                 raise AllEpisodesFailed(f"iteration {it}: nothing to train on: {failure_summary(res.trajectories)}"
-                                        + _resume_hint(run_dir))
+                                        + _resume_hint(run_dir, resume))
             if res.stats.dropped_infra:
                 print(f"iteration {it}: {failure_summary(res.trajectories)}; dropped, not trained on")
             # 2. base advantages (group statistics count each trajectory once)
@@ -604,7 +605,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             rec["perf/modulation_share"] = mod_s / max(1e-9, res.stats.seconds + upd["perf/update_seconds"] + mod_s)
             rec["perf/peak_memory_mb"] = _peak_memory_mb(policy.device)
             if it % t.eval_every == 0 or it == t.iterations:
-                rec.update(_eval_or_stop(policy, cfg, it, run_dir))
+                rec.update(_eval_or_stop(policy, cfg, it, run_dir, resume))
             rec["time_s"] = time.perf_counter() - t_run
             if t.log_trajectories:
                 log.trajectories([

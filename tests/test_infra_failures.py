@@ -299,6 +299,8 @@ def test_engine_down_mid_run_stops_with_one_line_then_resume_matches_an_unbroken
     assert "start it: bash scripts/engine.sh" in err[0]
     assert "the checkpoint of iteration 1 is intact" in err[0] and "rerun the same command to resume" in err[0]
     assert [r["iteration"] for r in _records(tmp_path / "run")] == [0, 1]  # nothing of iteration 2
+    assert trainer._resume_hint(tmp_path / "run", resume=False).endswith(
+        "rerun it without --no-resume to resume from it")  # --no-resume again would discard the checkpoint
 
     monkeypatch.setattr(trainer, "save_checkpoint", save)
     PlanEnv.engine_down = False  # the engine is back: the same command resumes
