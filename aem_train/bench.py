@@ -710,7 +710,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if bool(args.config) == bool(args.preset):
         raise ValueError("pass exactly one of --preset quick|standard|paper or --config BENCH.yaml")
     path = preset_path(args.preset) if args.preset else Path(args.config)
-    spec = load_spec(path, config_mod.parse_overrides(args.set) if args.set else None)
+    sets = list(args.set)
+    if args.threads is not None:  # the cells' train.threads (the trainer sets torch's from it)
+        sets.append(f"train.threads={args.threads}")
+    spec = load_spec(path, config_mod.parse_overrides(sets) if sets else None)
     res = run_grid(spec, args.out, only=args.only, dry_run=args.dry_run, fail_fast=args.fail_fast)
     if args.json and not args.dry_run:
         print(json.dumps({"ran": res.ran, "already_finished": res.skipped_done, "failed": res.failed,
@@ -734,4 +737,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--dry-run", action="store_true", help="list the cells and their state; run nothing")
     sp.add_argument("--fail-fast", action="store_true", help="stop at the first failing cell")
     add_common_options(sp)
-    sp.set_defaults(fn=_cmd_bench)
+    sp.set_defaults(fn=_cmd_bench, threads=None)  # None: each cell's train.threads applies

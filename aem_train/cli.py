@@ -29,8 +29,8 @@ def add_common_options(sp: argparse.ArgumentParser) -> None:
     """Options every aem-train command shares: ``--threads``, ``--import``, ``--json``."""
     sp.add_argument(
         "--threads", type=int, default=2,
-        help="torch CPU threads (default 2; train defaults to the config's train.threads; "
-             "bench's training cells always use train.threads: --set train.threads=N)",
+        help="torch CPU threads (default 2; for train and bench the config's train.threads, which "
+             "this sets: part of a run's config, since the thread count can change CPU results)",
     )
     sp.add_argument(
         "--import", dest="import_module", action="append", default=[], metavar="MODULE_OR_PY",
@@ -102,7 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse hands a nargs="*" positional only the run of words before the first option;
+        # config overrides written after an option (--model M env.id=X) belong there too
+        if isinstance(getattr(args, "overrides", None), list) and all("=" in x and not x.startswith("-") for x in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "threads", None) is not None:  # `train` leaves it None: its config sets the threads
         import torch
 

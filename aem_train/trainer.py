@@ -205,6 +205,8 @@ def ppo_update(
                 ref = _pad([ref_lp[i] for i in micro], R).to(policy.device) if ref_lp is not None else None
                 loss, m = ppo_loss(logp, old, a, batch.response_mask, loss_cfg, ref_logp=ref, entropy=ent)
                 micro_tokens = sum(rows[i].num_tokens for i in micro)
+                # every row has >= 1 response token (build_response_batch refuses empty ones), so
+                # response-mean's denominator is the row count
                 w = micro_tokens / mb_tokens if p.loss_agg == "token-mean" else len(micro) / len(mb)
                 total = loss * w
                 if value_head is not None and returns is not None:
@@ -643,6 +645,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         "env": cfg.env.id,
         "estimator": cfg.algo.estimator,
         "modulation": cfg.algo.modulation,
+        "loss_agg": cfg.ppo.loss_agg,  # the spec asks to record which aggregation ran
         "seed": t.seed,
     }
     if t.save_final_model:

@@ -170,6 +170,21 @@ def test_setup_settings_follow_each_envs_cells(tmp_path: Path):
         PretrainConfig(["aem/Household-v0", "aem/WebShop-v0"], window={"aem/Household-v0": 2})
 
 
+def test_bench_threads_sets_the_cells_train_threads(tmp_path: Path, monkeypatch):
+    """--threads used to be overridden by every cell's train.threads (the trainer sets torch's)."""
+    seen = []
+
+    def grid(spec, *a, **k):
+        seen.append(spec)
+        return bench.GridResult()
+
+    monkeypatch.setattr(bench, "run_grid", grid)
+    for argv in (["--threads", "1"], []):
+        assert cli.main(["bench", "--config", str(write_spec(tmp_path)), "--dry-run", *argv]) == 0
+    threads = [bench.cell_config(s, bench.plan(s, "o")[0], "m").train.threads for s in seen]
+    assert threads == [1, Config().train.threads]
+
+
 def test_only_filters(tmp_path: Path):
     spec = bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0}, ws: {id: aem/WebShop-v0}"))
     keys = lambda only: [c.key for c in bench.plan(spec, "o", only)]  # noqa: E731

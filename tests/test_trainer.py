@@ -152,6 +152,7 @@ def test_estimators_and_modulations_run(tiny_model, tmp_path, over):
     if over.get("ppo.kl_coef"):
         assert r1["ppo/kl_ref"] >= 0
     assert final["iterations"] == 1
+    assert final["loss_agg"] == over.get("ppo.loss_agg", "token-mean")  # which aggregation ran is recorded
 
 
 @pytest.mark.parametrize("agg", ["token-mean", "response-mean"])
@@ -393,6 +394,24 @@ def test_cli_threads_default_does_not_override_the_yaml(tmp_path, monkeypatch):
     assert main(["train", "--config", str(path)]) == 0
     assert main(["train", "--config", str(path), "--threads", "3"]) == 0
     assert [c.train.threads for c in seen] == [1, 3]
+
+
+def test_cli_overrides_may_follow_options(tmp_path, monkeypatch, capsys):
+    """argparse gave the overrides positional only the words before the first option, so
+    ``--model M env.id=X --iterations 1 train.eval_tasks=4`` failed with 'unrecognized arguments'."""
+    import aem_train.trainer as T
+    from aem_train.cli import main
+
+    seen = []
+    monkeypatch.setattr(T, "train", lambda cfg, **k: seen.append(cfg) or {"eval/success_rate": None})
+    rc = main(["train", "--run-dir", str(tmp_path / "r"), "env.id=aem/WebShop-v0", "--iterations", "1",
+               "train.eval_tasks=4", "--threads", "1", "algo.lam=0.5"])
+    assert rc == 0
+    c = seen[0]
+    assert (c.env.id, c.train.iterations, c.train.eval_tasks, c.train.threads, c.algo.lam) == ("aem/WebShop-v0", 1, 4, 1, 0.5)
+    with pytest.raises(SystemExit):  # anything that is not an override is still refused
+        main(["train", "--iterations", "1", "train.eval_tasks=4", "--threads", "1", "stray"])
+    assert "unrecognized arguments: stray" in capsys.readouterr().err
 
 
 def test_no_resume_discards_the_old_checkpoint(tiny_model, tmp_path, monkeypatch):
