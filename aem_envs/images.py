@@ -530,7 +530,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("images", help="build and list the Docker images of the environments")
     sub = p.add_subparsers(dest="images_cmd", required=True)
     b = sub.add_parser("build", help="build images (skips those already current)")
-    b.add_argument("names", nargs="*", help=f"images to build (default: all of {', '.join(IMAGES)})")
+    b.add_argument("names", nargs="*", help="images to build (default: all; `aem-envs images list` names them)")
     b.add_argument("--mode", choices=["auto", "registry", "offline"], default="auto",
                    help="registry: plain docker build; offline: mmdebstrap rootfs, no registry; "
                         "auto: registry if reachable, else offline")

@@ -516,7 +516,7 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         lines += [bench["description"].strip(), ""]
     lines += [
         f"- preset: `{bench.get('preset', 'not recorded')}`"
-        + (f" (`{bench['config_path']}`)" if bench.get("config_path") else ""),
+        + (f" (`{_shown_path(bench['config_path'])}`)" if bench.get("config_path") else ""),
         f"- hardware: {_hardware(bench)}",
         *(["- envs: " + "; ".join(
             f"{name} = `{eid}`" + (f" with {_fmt_overrides(bench.get('env_overrides', {}).get(name))}"
@@ -610,6 +610,18 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
     }
     (root / "results.json").write_text(json.dumps(_strict(results), indent=2, allow_nan=False))
     return root / "report.md"
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the repository (or else the working directory) when it lies inside:
+    a committed report should not carry the machine's absolute checkout path."""
+    p = Path(path)
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        try:
+            return str(p.resolve().relative_to(root.resolve()))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _hardware(bench: dict[str, Any]) -> str:

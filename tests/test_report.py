@@ -346,3 +346,13 @@ def test_pairing_uses_only_seeds_both_methods_finished(tmp_path: Path):
     (root / "household" / "grpo-none" / "seed2" / "final.json").unlink()
     d = summarize(discover(root), n_boot=200).diffs[0]
     assert d.seeds == [] and d.final.n == 0 and d.final.fmt(100) == "—"
+
+
+def test_report_shows_the_config_path_relative_to_the_checkout(tmp_path):
+    """The committed quick report named /work/main/aem_train/presets/quick.yaml: the writer's checkout."""
+    from aem_train.report import _shown_path
+
+    preset = Path(__file__).resolve().parent.parent / "aem_train" / "presets" / "quick.yaml"
+    assert _shown_path(str(preset)) == "aem_train/presets/quick.yaml"
+    outside = tmp_path / "my_bench.yaml"
+    assert _shown_path(str(outside)) == str(outside)  # a path outside stays as written
