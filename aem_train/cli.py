@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from aem_envs.core import InfraError
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         import_env_module(path)
     try:
         return int(args.fn(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError, InfraError) as e:  # InfraError: no daemon
         print(f"error: {e}", file=sys.stderr)
         return 2
 

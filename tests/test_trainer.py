@@ -414,6 +414,21 @@ def test_cli_overrides_may_follow_options(tmp_path, monkeypatch, capsys):
     assert "unrecognized arguments: stray" in capsys.readouterr().err
 
 
+def test_cli_reports_an_infrastructure_error_in_one_line(monkeypatch, capsys, tmp_path):
+    """An InfraError escaping an env constructor (no Docker daemon) printed a traceback."""
+    import aem_train.trainer as T
+    from aem_envs.core import InfraError
+    from aem_train.cli import main
+
+    def no_daemon(cfg, **k):
+        raise InfraError("no Docker engine answers; start one with: bash scripts/engine.sh")
+
+    monkeypatch.setattr(T, "train", no_daemon)
+    assert main(["train", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: no Docker engine answers; start one with: bash scripts/engine.sh"
+
+
 def test_no_resume_discards_the_old_checkpoint(tiny_model, tmp_path, monkeypatch):
     """A --no-resume restart must not leave the previous run's checkpoint for its own resume to load."""
     import aem_train.trainer as T
