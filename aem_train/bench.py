@@ -657,7 +657,14 @@ def run_grid(
         if train_fn is None:
             from aem_train.trainer import train as train_fn  # heavy import: only when cells run
 
+        engine_gone = ""  # set when a Docker cell failed and the engine no longer answers
         for i, c in enumerate(todo, 1):
+            if engine_gone and needs_docker(c.env.id):
+                res.skipped_docker.append(c.key)
+                skipped.append({"env": c.env.name, "run": run_name(c.estimator, c.method), "seed": c.seed,
+                                "reason": "the Docker engine stopped answering"})
+                meta["skipped"] = skipped
+                continue
             cfg = cell_config(spec, c, model_paths.get(c.env.name))
             state = "resuming" if c.run_dir.exists() else "starting"
             log(f"[{i}/{len(todo)}] {c.key}: {state}")
@@ -675,6 +682,13 @@ def run_grid(
                     f"(traceback in {c.run_dir / 'bench_error.txt'}; rerun the bench to retry)")
                 if fail_fast:
                     raise
+                if needs_docker(c.env.id):
+                    ok, reason = docker_available()
+                    if not ok:  # every later Docker cell would load its model and fail the same way
+                        engine_gone = reason
+                        rest = [d for d in todo[i:] if needs_docker(d.env.id)]
+                        log(f"the Docker engine stopped answering ({reason}): skipping the {len(rest)} "
+                            "remaining Docker cells; start it (bash scripts/engine.sh) and rerun the bench")
                 continue
             (c.run_dir / "bench_error.txt").unlink(missing_ok=True)
             res.ran.append(c.key)

@@ -402,6 +402,27 @@ def test_docker_cells_are_skipped_without_an_engine(tmp_path: Path, monkeypatch,
     assert "skipped: no Docker engine" in md
 
 
+def test_docker_cells_after_the_engine_died_are_skipped_not_failed(tmp_path: Path, monkeypatch):
+    """The engine answered at the start and died mid-grid: each later Docker cell used to load its
+    model and fail the same way; now they are skipped in one line and the other envs still run."""
+    answers = iter([(True, "")])
+    monkeypatch.setattr(bench, "docker_available", lambda: next(answers, (False, "connection refused")))
+
+    def train(cfg: Config, resume: bool = True) -> dict:
+        if "Shell" in cfg.env.id:
+            raise RuntimeError("sandbox lost: the Docker daemon stopped answering")
+        return fast_train(cfg, resume)
+
+    spec = bench.load_spec(write_spec(tmp_path, envs="sh: {id: aem/Shell-v0}, hh: {id: aem/Household-v0}"))
+    logs: list[str] = []
+    res = bench.run_grid(spec, tmp_path / "out", train_fn=train, log=logs.append)
+    assert list(res.failed) == ["sh/grpo-none/seed0"] and len(res.ran) == 4
+    assert sorted(res.skipped_docker) == ["sh/grpo-aem/seed0", "sh/grpo-aem/seed1", "sh/grpo-none/seed1"]
+    assert sum("stopped answering (connection refused): skipping the 3 remaining Docker cells" in x for x in logs) == 1
+    meta = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert len(meta["skipped"]) == 3
+
+
 @pytest.mark.slow
 def test_setup_builds_once_and_is_cached(tmp_path: Path):
     spec = bench.load_spec(write_spec(tmp_path, envs="hh: {id: aem/Household-v0}, ws: {id: aem/WebShop-v0, setup: {sft: null}}", extra=textwrap.dedent("""\
