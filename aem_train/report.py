@@ -79,7 +79,9 @@ class Cell:
     @property
     def status(self) -> str:
         if self.finished:
-            return "finished"
+            ep, tasks = self.final_eval_coverage()
+            # tasks lost to infrastructure failures are excluded from the rate: say over how many it is
+            return "finished" if ep == tasks else f"finished (final eval over {ep} of {tasks} tasks)"
         if (self.path / "bench_error.txt").is_file():  # the grid runner's record of a raised cell
             return "failed (see bench_error.txt)"
         return "partial" if (self.path / "metrics.jsonl").is_file() else "not started"
@@ -96,6 +98,12 @@ class Cell:
             return float(self.final[SUCCESS_KEY])
         _, vals = metric_curve(self.metrics, SUCCESS_KEY)
         return float(vals[-1]) if vals.size else float("nan")
+
+    def final_eval_coverage(self) -> tuple[int | None, int | None]:
+        """(episodes that count, tasks asked) of the last evaluation; equal unless infrastructure
+        failures excluded tasks (None, None for runs that did not log them)."""
+        last = next((r for r in reversed(self.metrics) if SUCCESS_KEY in r), {})
+        return last.get("eval/episodes"), last.get("eval/tasks")
 
     def aulc(self) -> float:
         its, vals = metric_curve(self.metrics, SUCCESS_KEY)

@@ -356,3 +356,18 @@ def test_report_shows_the_config_path_relative_to_the_checkout(tmp_path):
     assert _shown_path(str(preset)) == "aem_train/presets/quick.yaml"
     outside = tmp_path / "my_bench.yaml"
     assert _shown_path(str(outside)) == str(outside)  # a path outside stays as written
+
+
+def test_cells_table_says_when_the_final_eval_excluded_tasks(tmp_path: Path):
+    """Tasks lost to infrastructure failures are excluded from the eval rate: the table says over how many."""
+    root = tmp_path / "bench"
+    d = write_cell(root, "household", "none", 0)
+    write_cell(root, "household", "aem", 0)
+    recs = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    for r in recs:
+        if "eval/success_rate" in r:
+            r.update({"eval/episodes": 62 if r["iteration"] == ITERS else 64, "eval/tasks": 64})
+    (d / "metrics.jsonl").write_text("\n".join(map(json.dumps, recs)) + "\n")
+    md = write_report(root, n_boot=N_BOOT).read_text()
+    assert "| household | grpo-none | 0 | finished (final eval over 62 of 64 tasks) |" in md
+    assert "| household | grpo-aem | 0 | finished |" in md  # no counts logged: nothing to say
