@@ -111,6 +111,10 @@ class TrainConfig:
     # Every pass once with the longest possible row before iteration 1 (preflight.py). auto = on
     # a GPU only: on CPU an out-of-memory is the kernel's kill, which no check can turn into an error.
     preflight: str = "auto"  # auto | always | never
+    # Share of eval tasks that may be excluded after infrastructure failures (each replayed once)
+    # with the figure still logged; more and the run stops, since its rate would be over another
+    # task set than its other evaluations'. 1.0 logs whatever finished.
+    eval_max_excluded: float = 0.1
 
 
 @dataclass
@@ -241,6 +245,8 @@ def validate(cfg: Config) -> Config:
     if cfg.model.lora_dropout != 0:
         raise ConfigError("model.lora_dropout must be 0: the learner runs the model in eval mode so its update "
                           "forward equals the scoring forward, and dropout would never apply")
+    if not 0 <= cfg.train.eval_max_excluded <= 1:
+        raise ConfigError("train.eval_max_excluded must be in [0, 1] (a share of the eval tasks, e.g. 0.1)")
     if cfg.rollout.max_prompt_tokens < 0:
         raise ConfigError("rollout.max_prompt_tokens must be >= 0 (0 = the model's positions - max_new_tokens)")
     if cfg.rollout.max_new_tokens < 1:

@@ -161,7 +161,8 @@ def evaluate(
     if len(failed) > max_excluded * n:
         raise EvaluationIncomplete(
             f"evaluation of {env_id} ({split}): {len(failed)} of {n} tasks failed every try ({1 + infra_retries} "
-            f"tries), more than the {max_excluded:.0%} a figure comparable with other evaluations allows; "
+            f"tries), more than the {max_excluded:.0%} a figure comparable with other evaluations allows "
+            f"(train.eval_max_excluded); "
             f"first: {first_error(failed)}"
         )
     kept = len(succ)

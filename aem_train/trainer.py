@@ -18,7 +18,7 @@ taken over the survivors. Each iteration logs ``train/dropped_infra`` (of ``trai
 ``train/env_exceptions`` and prints one line naming the first failure. Evaluations replay a
 failed episode once and log their denominator (``eval/episodes`` of ``eval/tasks``, and
 ``eval/dropped_infra``). When every episode of an iteration or of an evaluation fails, or an
-evaluation excludes more than :data:`EVAL_MAX_EXCLUDED` of its tasks, the run stops with one
+evaluation excludes more than ``train.eval_max_excluded`` (10%) of its tasks, the run stops with one
 line (:class:`~aem_train.rollout.AllEpisodesFailed`, :class:`~aem_train.evaluate.EvaluationIncomplete`)
 naming the cause (its fix included) before anything of that iteration is logged or checkpointed,
 so rerunning the same command once the cause is fixed resumes from the last checkpoint as if
@@ -56,10 +56,6 @@ from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, failure
 from aem_train.rows import Row
 
 EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
-# An evaluation may exclude this share of its tasks (infrastructure failure on every try) and
-# still be logged; more, and its figure would be over another task set than the run's other
-# evaluations (and the other bench cells'): the run stops and a resume redoes it.
-EVAL_MAX_EXCLUDED = 0.1
 
 
 def iteration_seed(seed: int, iteration: int) -> int:
@@ -450,7 +446,7 @@ def run_eval(policy: Policy, cfg: Config) -> dict[str, float]:
         greedy=cfg.train.eval_temperature == 0, temperature=cfg.train.eval_temperature or 1.0,
         max_new_tokens=cfg.rollout.max_new_tokens, window=cfg.env.window,
         max_prompt_tokens=cfg.rollout.max_prompt_tokens, prompt_overflow=cfg.rollout.prompt_overflow,
-        seed=cfg.train.seed + EVAL_SEED_OFFSET, env_kwargs=cfg.env.kwargs, max_excluded=EVAL_MAX_EXCLUDED,
+        seed=cfg.train.seed + EVAL_SEED_OFFSET, env_kwargs=cfg.env.kwargs, max_excluded=cfg.train.eval_max_excluded,
     )
     if r.dropped_infra:
         print(f"warning: evaluation excluded {r.dropped_infra} of {r.tasks} tasks (infrastructure failure on every "

@@ -269,6 +269,13 @@ def test_an_evaluation_excluding_too_many_tasks_stops_the_run(guess_ckpt, tmp_pa
     msg = str(e.value)
     assert msg.startswith("iteration 0: evaluation of aem/TestInfraPlan-v0 (test): 2 of 10 tasks failed every try")
     assert "container was removed" in msg and "no checkpoint yet" in msg and "\n" not in msg
+    assert "(train.eval_max_excluded)" in msg  # the setting that allows more
+    # a user who accepts a smaller task set says so, and the run logs the rate over the rest
+    cfg = _cfg(guess_ckpt, tmp_path / "run2", eval_tasks=10)
+    cfg.train.eval_max_excluded = 0.3
+    train(cfg, progress=False)
+    last = [r for r in _records(tmp_path / "run2") if "eval/success_rate" in r][-1]
+    assert (last["eval/episodes"], last["eval/tasks"]) == (8, 10)
 
 
 def test_engine_down_mid_run_stops_with_one_line_then_resume_matches_an_unbroken_run(
