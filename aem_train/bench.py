@@ -558,6 +558,11 @@ def _call_train(train_fn: TrainFn, cfg: Config) -> dict:
     return train_fn(cfg, **kwargs)
 
 
+def _skip_record(c: CellPlan, reason: str) -> dict[str, Any]:
+    """bench.json's entry for a cell that was not run (the report lists it with its reason)."""
+    return {"env": c.env.name, "run": run_name(c.estimator, c.method), "seed": c.seed, "reason": reason}
+
+
 def run_grid(
     spec: BenchSpec,
     out: str | Path | None = None,
@@ -606,8 +611,7 @@ def run_grid(
             ids = sorted({c.env.id for c in drop})
             log(f"skipping {len(drop)} cells of {', '.join(ids)}: no Docker engine answers ({reason})")
             res.skipped_docker = [c.key for c in drop]
-            skipped = [{"env": c.env.name, "run": run_name(c.estimator, c.method), "seed": c.seed,
-                        "reason": "no Docker engine"} for c in drop]
+            skipped = [_skip_record(c, "no Docker engine") for c in drop]
             todo = [c for c in todo if not needs_docker(c.env.id)]
 
     bench_path = out / "bench.json"
@@ -657,13 +661,11 @@ def run_grid(
         if train_fn is None:
             from aem_train.trainer import train as train_fn  # heavy import: only when cells run
 
-        engine_gone = ""  # set when a Docker cell failed and the engine no longer answers
+        engine_gone = False  # a Docker cell failed and the engine no longer answers
         for i, c in enumerate(todo, 1):
             if engine_gone and needs_docker(c.env.id):
                 res.skipped_docker.append(c.key)
-                skipped.append({"env": c.env.name, "run": run_name(c.estimator, c.method), "seed": c.seed,
-                                "reason": "the Docker engine stopped answering"})
-                meta["skipped"] = skipped
+                skipped.append(_skip_record(c, "the Docker engine stopped answering"))  # bench.json's list
                 continue
             cfg = cell_config(spec, c, model_paths.get(c.env.name))
             state = "resuming" if c.run_dir.exists() else "starting"
@@ -685,7 +687,7 @@ def run_grid(
                 if needs_docker(c.env.id):
                     ok, reason = docker_available()
                     if not ok:  # every later Docker cell would load its model and fail the same way
-                        engine_gone = reason
+                        engine_gone = True
                         rest = [d for d in todo[i:] if needs_docker(d.env.id)]
                         log(f"the Docker engine stopped answering ({reason}): skipping the {len(rest)} "
                             "remaining Docker cells; start it (bash scripts/engine.sh) and rerun the bench")

@@ -377,13 +377,13 @@ def measure(spec: bench.BenchSpec, workdir: Path, knobs: Knobs, sft_model: str |
     docs = []
     trans: dict[str, EpisodeCost] = {}
     doc_stats = {}
+    pc_all = PretrainConfig(**pre_all)
+    kw = {k: v for k, v in pre_all.items() if k not in ("episodes", "steps", "env_ids", "env_kwargs", "window")}
     for e in envs:
-        pc_one = PretrainConfig(**pre_all)
-        kw = {k: v for k, v in pre_all.items() if k not in ("episodes", "steps", "env_ids", "env_kwargs", "window")}
 
-        def play(n: int, e=e, kw=kw, pc_one=pc_one):
-            pc = PretrainConfig(env_ids=[e.id], env_kwargs={e.id: pc_one.env_kwargs[e.id]} if e.id in pc_one.env_kwargs else {},
-                                window=pc_one.window_of(e.id), episodes=n, steps=1, **kw)
+        def play(n: int, e=e):  # one env's transcripts, with that env's window and kwargs
+            pc = PretrainConfig(env_ids=[e.id], env_kwargs={e.id: pc_all.env_kwargs[e.id]} if e.id in pc_all.env_kwargs else {},
+                                window=pc_all.window_of(e.id), episodes=n, steps=1, **kw)
             return transcripts(policy, pc)
 
         _log(f"pretraining transcripts {e.name}: 1 + {knobs.demo_episodes} episodes")
