@@ -358,7 +358,7 @@ def build_rootfs(spec: ImageSpec, out_tar: Path, log: Callable[[str], None], sui
     """``mmdebstrap`` a minimal Debian with the spec's packages into ``out_tar``."""
     exe = shutil.which("mmdebstrap")
     if exe is None:
-        raise ImageError(f"mmdebstrap not found, needed for the offline build; install it with: bash scripts/engine.sh")
+        raise ImageError("mmdebstrap not found, needed for the offline build; install it with: bash scripts/engine.sh")
     cmd = [
         exe, "--variant=minbase", "--include=" + ",".join(read_packages(spec.context)),
         # what debian:bookworm-slim leaves out too: docs, man pages, translations

@@ -177,6 +177,64 @@ def test_grade_reward_rules():
     g.outcomes.update({"f2": True, "p1": True})
     assert g.resolved and g.reward(10, False) == 10.0
 
+    g = GradeResult({"f1": True, "f2": True, "p1": True}, ["f1", "f2"], ["p1"], tampered="x")
+    assert not g.resolved and g.reward(10, False) == 0.0 and g.reward(10, True) == 0.0
+    assert "tampered with (x)" in g.summary()
+
+
+def test_check_test_is_appended_to_a_target_file_and_must_fail(tmp_path):
+    from aem_envs.envs.coderepair.grader import add_check_test, parse_report
+    from aem_envs.sandbox import LocalSandbox
+
+    with LocalSandbox(warn=False) as sb:
+        sb.write_file("tests/test_a.py", "def test_one():\n    assert True\n")
+        names = set()
+        for _ in range(3):
+            check = add_check_test(sb, ["tests/test_a.py::test_one", "README.rst::README.rst"])
+            assert check is not None and check.startswith("tests/test_a.py::test_")
+            names.add(check)
+            r = sb.run(f"python -m pytest -p no:cacheprovider -rA {check} tests/test_a.py::test_one")
+            report = parse_report(r.output)
+            assert report == {check: "FAILED", "tests/test_a.py::test_one": "PASSED"}, r.output
+        assert len(names) == 3  # a new random name every run
+        assert add_check_test(sb, ["doc.rst::x", "tests/missing.py::t"]) is None
+
+
+#: Code added to the module under test that makes every test pass without fixing anything.
+_PASS_EVERYTHING = {
+    # a 3-line patch of pytest's test runner, made when pytest imports the module
+    "runtest": "\nimport sys as _s\nif 'pytest' in _s.modules:\n    import _pytest.python as _pp\n"
+               "    _pp.Function.runtest = lambda self: None\n",
+    # PASSED lines for every node id on the command line, written past pytest's capture
+    "forge": "\nimport os as _o, sys as _s, stat as _st\nif 'pytest' in _s.modules:\n"
+             "    _m = ''.join('PASSED %s\\n' % a for a in _s.argv[1:] if '::' in a).encode()\n"
+             "    for _fd in range(1, 64):\n        try:\n"
+             "            if not _st.S_ISREG(_o.fstat(_fd).st_mode): _o.write(_fd, _m)\n"
+             "        except OSError: pass\n    _o._exit(0)\n",
+}
+
+
+@pytest.mark.parametrize("hack", sorted(_PASS_EVERYTHING))
+def test_code_that_passes_every_test_gains_nothing_local(hack):
+    """Both hacks earned full reward before the check test (measured); now the run is flagged."""
+    env = _local_env()
+    tid = _test_ids(1)[0]
+    try:
+        env.reset(seed=0, options={"task_id": tid})
+        module = next(p for p in sorted(env._start) if p.startswith("src/") and p.endswith(".py"))
+        env._sb.write_file(module, env._sb.read_file(module).decode() + _PASS_EVERYTHING[hack])
+        obs, r, te, tr, info = env.step(_tag("submit"))
+        assert te and r == 0.0 and not info["success"], obs
+        assert "tampered with (a test that must fail was reported passed)" in obs
+        assert env.last_grade.tampered and not any(env.last_grade.outcomes.values())
+        assert info["grade"]["tampered"] == "a test that must fail was reported passed"
+        # The agent's own run_tests is fooled (it has no check test), the grade was not.
+        env.reset(seed=0, options={"task_id": tid})
+        env._sb.write_file(module, env._sb.read_file(module).decode() + _PASS_EVERYTHING["runtest"])
+        assert "All selected tests passed" in env.step(_tag("run_tests"))[0]
+    finally:
+        env.close()
+
 
 # ---------------------------------------------------------------------------------- bring your own
 def _byo_repo(root):
@@ -284,6 +342,8 @@ def test_oracle_and_immediate_submit_local():
         for tid in _test_ids(3):
             _, r, info = _play_oracle(env, tid)
             assert r == 10.0 and info["success"], tid
+            f2p = len(env.get_task(tid).FAIL_TO_PASS)
+            assert info["grade"]["fail_to_pass"] == [f2p, f2p] and info["grade"]["tampered"] is None
             env.reset(seed=0, options={"task_id": tid})
             obs, r, te, tr, info = env.step(_tag("submit"))
             assert te and r == 0.0 and not info["success"]
@@ -492,6 +552,12 @@ def test_heldout_tests_unreachable_and_cheats_fail_docker(docker_env):
     env.step(_tag("rm -rf tests"))
     obs, r, te, tr, info = env.step(_tag("submit"))
     assert r == 0.0 and te and not info["success"]
+    # Patching pytest's runner from the module under test is caught by the check test.
+    env.reset(seed=0, options={"task_id": tid})
+    module = next(p for p in sorted(env._start) if p.startswith("src/") and p.endswith(".py"))
+    env._sb.write_file(module, env._sb.read_file(module).decode() + _PASS_EVERYTHING["runtest"])
+    obs, r, te, tr, info = env.step(_tag("submit"))
+    assert r == 0.0 and "tampered with" in obs, obs
     # The oracle after all that still works in the same env (reset restores a clean sandbox).
     _, r, info = _play_oracle(env, tid)
     assert r == 10.0 and info["success"]

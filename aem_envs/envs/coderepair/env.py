@@ -17,7 +17,10 @@ from the pool instead of being started on ``submit``, and closed in the backgrou
 
 Reward: ``max_reward`` (10) when every FAIL_TO_PASS and PASS_TO_PASS test passes, else 0; with
 ``partial_credit=True``, ``max_reward`` times the fraction of FAIL_TO_PASS tests passing while
-all PASS_TO_PASS tests still pass.
+all PASS_TO_PASS tests still pass. A grading run whose check test (one that must fail, see
+:mod:`~aem_envs.envs.coderepair.grader`) was reported otherwise counts as tampered with: reward 0.
+The step that grades adds ``info["grade"]``: ``fail_to_pass`` and ``pass_to_pass`` as [passed,
+total] and ``tampered`` (why, or None).
 """
 
 from __future__ import annotations
@@ -299,6 +302,18 @@ class CodeRepairEnv(TextEnv):
         raise InvalidAction(f"unknown action kind {a.kind}")  # unreachable: parse() knows every kind
 
     def step(self, action: str):
+        graded_before = self._graded
+        obs, reward, terminated, truncated, info = self._step_and_grade(action)
+        if self.last_grade is not None and not graded_before:
+            g = self.last_grade
+            info["grade"] = {
+                "fail_to_pass": [g.f2p_passed, len(g.fail_to_pass)],
+                "pass_to_pass": [g.p2p_passed, len(g.pass_to_pass)],
+                "tampered": g.tampered,
+            }
+        return obs, reward, terminated, truncated, info
+
+    def _step_and_grade(self, action: str):
         obs, reward, terminated, truncated, info = super().step(action)
         # The turn limit grades the work tree as if the agent had submitted; the graded task has
         # ended, so the step is terminated as well as truncated (core.TextEnv's contract).

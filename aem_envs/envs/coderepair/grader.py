@@ -9,17 +9,25 @@ A test that is not reported as passed counts as failed, so a submission that mak
 or exit early gains nothing, and a forged ``PASSED`` line in a test's captured output is
 overridden by pytest's own ``FAILED`` line for that test.
 
-What this does not stop: the submission's code is imported *into* the pytest process (as in
-SWE-bench's harness), so code written to subvert the runner — patching pytest from inside, or
-writing forged report lines to the process's original stdout and then exiting — can still fake
-a pass. Reading a result file instead would not help (the same code can write it). Closing that
-needs the tests' assertions to run outside the submission's process; read trajectories of high
-reward with that in mind.
+**Check test.** Code imported into the pytest process can make *every* test pass without fixing
+anything: three lines in the module under test (``_pytest.python.Function.runtest = lambda self:
+None``) earned full reward before this check. So each grading run appends one more test to a
+target's test file (after ``test_patch``, where the agent's diff cannot reach), with a random
+name and an assertion that is false, and runs it last. pytest must report it ``FAILED``; if it
+is reported otherwise (passed, skipped, missing) while any target passed, the run was tampered
+with: :attr:`GradeResult.tampered` says how, every target counts as failed and the reward is 0.
+
+What this does not stop: the submission's code still runs *inside* the pytest process (as in
+SWE-bench's harness), so code that fakes only the targets' outcomes (it can read their names
+from the task's instruction or from ``sys.argv``) and leaves the check test alone still fakes a
+pass. Closing that needs the tests' assertions to run outside the submission's process; read
+trajectories of high reward with that in mind.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +82,8 @@ class GradeResult:
     pass_to_pass: list[str]
     dropped_paths: list[str] = field(default_factory=list)
     apply_error: str | None = None
+    #: Why the run cannot be trusted (the check test was not reported FAILED), else None.
+    tampered: str | None = None
 
     @property
     def f2p_passed(self) -> int:
@@ -87,6 +97,7 @@ class GradeResult:
     def resolved(self) -> bool:
         return (
             self.apply_error is None
+            and self.tampered is None
             and self.f2p_passed == len(self.fail_to_pass)
             and self.p2p_passed == len(self.pass_to_pass)
         )
@@ -97,7 +108,7 @@ class GradeResult:
         working code earns nothing)."""
         if self.resolved:
             return max_reward
-        if not partial_credit or self.apply_error or self.p2p_passed < len(self.pass_to_pass):
+        if not partial_credit or self.apply_error or self.tampered or self.p2p_passed < len(self.pass_to_pass):
             return 0.0
         return max_reward * self.f2p_passed / max(len(self.fail_to_pass), 1)
 
@@ -110,6 +121,8 @@ class GradeResult:
             lines.append(f"Ignored changes to protected files: {', '.join(self.dropped_paths[:10])}.")
         if self.apply_error:
             lines.append(f"Your diff did not apply: {self.apply_error}")
+        if self.tampered:
+            lines.append(f"The test run was tampered with ({self.tampered}); no test counts.")
         return "\n".join(lines)
 
 
@@ -158,15 +171,41 @@ def grade(
                 raise RuntimeError(f"task {task.instance_id}: test_patch does not apply: {r.output.strip()[:200]}")
         if task.setup_command:
             sb.run(f"cd {wd} && {task.setup_command}", timeout=timeout)
-        r = sb.run(f"cd {wd} && COLUMNS=200 {task.test_invocation(targets)}", timeout=timeout)
+        check = add_check_test(sb, targets)
+        run = targets + ([check] if check else [])  # last: a `-x` in the task's addopts stops before it
+        r = sb.run(f"cd {wd} && COLUMNS=200 {task.test_invocation(run)}", timeout=timeout)
         report = parse_report(r.output)
         result.outcomes = {t: passed(report.get(t)) for t in targets}
+        if check and report.get(check) != "FAILED" and any(result.outcomes.values()):
+            result.tampered = f"a test that must fail was reported {report.get(check, 'missing').lower()}"
+            result.outcomes = dict.fromkeys(targets, False)
         return result
     finally:
         if dispose is None:
             sb.close()
         else:
             dispose(sb)
+
+
+def add_check_test(sb: Sandbox, targets: list[str]) -> str | None:
+    """Append a test that must fail to the test file of a random target; its node id.
+
+    None when no target lives in a Python file of the work tree (nothing to append to). The
+    name and the assertion's numbers are random per run, so no submission can know them in
+    advance; the name starts with ``test`` so pytest's default ``python_functions`` collects it.
+    """
+    files = list(dict.fromkeys(t.split("::", 1)[0] for t in targets if t.split("::", 1)[0].endswith(".py")))
+    secrets.SystemRandom().shuffle(files)
+    for path in files:
+        try:
+            text = sb.read_file(path).decode()
+        except (FileNotFoundError, UnicodeDecodeError):
+            continue
+        name = f"test_{secrets.token_hex(6)}"
+        a = secrets.randbelow(10**9)
+        sb.write_file(path, f"{text.rstrip()}\n\n\ndef {name}():\n    assert {a} == {a + 1 + secrets.randbelow(10**6)}\n")
+        return f"{path}::{name}"
+    return None
 
 
 def scratch_dir(sb: Sandbox) -> str:
