@@ -182,21 +182,23 @@ def test_grade_reward_rules():
     assert "tampered with (x)" in g.summary()
 
 
-def test_check_test_is_appended_to_a_target_file_and_must_fail(tmp_path):
+def test_check_test_is_a_new_failing_test_next_to_a_target(tmp_path):
     from aem_envs.envs.coderepair.grader import add_check_test, parse_report
     from aem_envs.sandbox import LocalSandbox
 
     with LocalSandbox(warn=False) as sb:
-        sb.write_file("tests/test_a.py", "def test_one():\n    assert True\n")
+        # module-level marks of the target's file must not reach the check test
+        sb.write_file("tests/test_a.py", "import pytest\npytestmark = pytest.mark.xfail\n\n"
+                                         "def test_one():\n    assert False\n")
         names = set()
         for _ in range(3):
-            check = add_check_test(sb, ["tests/test_a.py::test_one", "README.rst::README.rst"])
-            assert check is not None and check.startswith("tests/test_a.py::test_")
+            check = add_check_test(sb, ["tests/test_a.py::test_one", "README.rst::README.rst", "tests/gone.py::t"])
+            assert check is not None and check.startswith("tests/test_") and "test_a.py" not in check
             names.add(check)
-            r = sb.run(f"python -m pytest -p no:cacheprovider -rA {check} tests/test_a.py::test_one")
-            report = parse_report(r.output)
-            assert report == {check: "FAILED", "tests/test_a.py::test_one": "PASSED"}, r.output
-        assert len(names) == 3  # a new random name every run
+            r = sb.run(f"python -m pytest -p no:cacheprovider -rA tests/test_a.py::test_one {check}")
+            assert parse_report(r.output) == {check: "FAILED", "tests/test_a.py::test_one": "XFAIL"}, r.output
+        assert len(names) == 3  # new random names every run
+        assert sb.read_file("tests/test_a.py").decode().endswith("assert False\n")  # untouched
         assert add_check_test(sb, ["doc.rst::x", "tests/missing.py::t"]) is None
 
 

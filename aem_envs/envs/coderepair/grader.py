@@ -11,9 +11,9 @@ overridden by pytest's own ``FAILED`` line for that test.
 
 **Check test.** Code imported into the pytest process can make *every* test pass without fixing
 anything: three lines in the module under test (``_pytest.python.Function.runtest = lambda self:
-None``) earned full reward before this check. So each grading run appends one more test to a
-target's test file (after ``test_patch``, where the agent's diff cannot reach), with a random
-name and an assertion that is false, and runs it last. pytest must report it ``FAILED``; if it
+None``) earned full reward before this check. So each grading run writes one more test file next
+to a target's test file (after ``test_patch``, where the agent's diff cannot reach), with random
+names and an assertion that is false, and runs its test last. pytest must report it ``FAILED``; if it
 is reported otherwise (passed, skipped, missing) while any target passed, the run was tampered
 with: :attr:`GradeResult.tampered` says how, every target counts as failed and the reward is 0.
 
@@ -26,8 +26,10 @@ trajectories of high reward with that in mind.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import secrets
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,24 +190,30 @@ def grade(
 
 
 def add_check_test(sb: Sandbox, targets: list[str]) -> str | None:
-    """Append a test that must fail to the test file of a random target; its node id.
+    """Write a test that must fail next to a random target's test file; its node id.
 
-    None when no target lives in a Python file of the work tree (nothing to append to). The
-    name and the assertion's numbers are random per run, so no submission can know them in
-    advance; the name starts with ``test`` so pytest's default ``python_functions`` collects it.
+    A file of its own (not an edit of the target's file) so module-level marks there
+    (``pytestmark = pytest.mark.xfail``) cannot apply to it; the same directory, so it shares
+    the targets' conftest files and leaves pytest's rootdir (and so every node id) unchanged.
+    File name, test name and the assertion's numbers are random per run, so no submission can
+    know them in advance; names start with ``test`` as pytest's defaults collect. None when no
+    target lives in a Python file present in the work tree.
     """
     files = list(dict.fromkeys(t.split("::", 1)[0] for t in targets if t.split("::", 1)[0].endswith(".py")))
-    secrets.SystemRandom().shuffle(files)
-    for path in files:
-        try:
-            text = sb.read_file(path).decode()
-        except (FileNotFoundError, UnicodeDecodeError):
-            continue
-        name = f"test_{secrets.token_hex(6)}"
-        a = secrets.randbelow(10**9)
-        sb.write_file(path, f"{text.rstrip()}\n\n\ndef {name}():\n    assert {a} == {a + 1 + secrets.randbelow(10**6)}\n")
-        return f"{path}::{name}"
-    return None
+    if not files:
+        return None
+    quoted = " ".join(shlex.quote(f) for f in files)
+    r = sb.run(f"cd {shlex.quote(sb.workdir)} && for f in {quoted}; do [ -f \"$f\" ] && printf '%s\\n' \"$f\"; done",
+               timeout=30)
+    present = [f for f in r.output.splitlines() if f in files]
+    if not present:
+        return None
+    rng = secrets.SystemRandom()
+    path = posixpath.join(posixpath.dirname(rng.choice(present)), f"test_{secrets.token_hex(6)}.py")
+    name = f"test_{secrets.token_hex(6)}"
+    a = secrets.randbelow(10**9)
+    sb.write_file(path, f"def {name}():\n    assert {a} == {a + 1 + secrets.randbelow(10**6)}\n")
+    return f"{path}::{name}"
 
 
 def scratch_dir(sb: Sandbox) -> str:
