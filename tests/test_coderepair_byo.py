@@ -122,6 +122,23 @@ def test_validator_accepts_the_task_and_names_wrong_gold_patches(kind, tmp_path,
     }
 
 
+
+def test_validator_names_a_pytest_setup_that_hides_the_check_test(tmp_path, capsys):
+    """A repo whose pytest config would not collect grading's check test: every honest grade
+    would count as tampered with, so the validator refuses the task and says why."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE / "repo", repo)
+    (repo / "pytest.ini").write_text("[pytest]\npython_functions = test_*_*\n")  # the targets' names match
+    task = {**yaml.safe_load(TASK_FILE.read_text())["tasks"][0], "repo": str(repo)}
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump({"tasks": [task]}))
+    assert cli_main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 1
+    out = capsys.readouterr().out
+    assert "grading's check test was reported missing instead of failed" in out, out
+    assert "PASS_TO_PASS" not in out and "FAIL_TO_PASS" not in out  # consequences, not causes
+
 # ---------------------------------------------------------------------------------- env round trip
 def _check_heldout_hidden(env: CodeRepairEnv, kind: str) -> None:
     """The held-out file is nowhere the agent can look: not in its work tree or git history,

@@ -86,6 +86,9 @@ class GradeResult:
     apply_error: str | None = None
     #: Why the run cannot be trusted (the check test was not reported FAILED), else None.
     tampered: str | None = None
+    #: pytest's word for the check test ("FAILED" when all is well; "missing" if not reported);
+    #: None when no check test could be added.
+    check_outcome: str | None = None
 
     @property
     def f2p_passed(self) -> int:
@@ -178,8 +181,9 @@ def grade(
         r = sb.run(f"cd {wd} && COLUMNS=200 {task.test_invocation(run)}", timeout=timeout)
         report = parse_report(r.output)
         result.outcomes = {t: passed(report.get(t)) for t in targets}
-        if check and report.get(check) != "FAILED" and any(result.outcomes.values()):
-            result.tampered = f"a test that must fail was reported {report.get(check, 'missing').lower()}"
+        result.check_outcome = report.get(check, "missing") if check else None
+        if check and result.check_outcome != "FAILED" and any(result.outcomes.values()):
+            result.tampered = f"a test that must fail was reported {result.check_outcome.lower()}"
             result.outcomes = dict.fromkeys(targets, False)
         return result
     finally:

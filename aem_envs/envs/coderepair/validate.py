@@ -2,7 +2,9 @@
 
 For each task, in fresh sandboxes: (1) with no patch, every FAIL_TO_PASS test fails and every
 PASS_TO_PASS test passes; (2) with the gold ``patch`` (graded exactly as an agent's submission
-would be, protected files dropped), every FAIL_TO_PASS and PASS_TO_PASS test passes.
+would be, protected files dropped), every FAIL_TO_PASS and PASS_TO_PASS test passes. Both runs
+also need grading's check test (:func:`~aem_envs.envs.coderepair.grader.add_check_test`) to be
+collected and to fail, or every grade of the task would count as tampered with.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aem_envs.envs.coderepair.grader import grade, shadows_import
+from aem_envs.envs.coderepair.grader import GradeResult, grade, shadows_import
 from aem_envs.envs.coderepair.patches import patch_paths
 from aem_envs.envs.coderepair.task import Task, TaskFormatError
 from aem_envs.sandbox import Sandbox
@@ -40,6 +42,8 @@ def validate_task(task: Task, new_sandbox: Callable[[str], Sandbox], timeout: fl
             problems.append(f"the gold patch adds {shadowing}, named like a module pytest or the standard "
                             "library imports; grading ignores such files, so rename them")
         before = grade(task, "", new_sandbox, timeout)
+        if _check_problem(before, problems):
+            return TaskCheck(task.instance_id, False, problems, time.perf_counter() - t0)
         still_pass = [t for t in task.FAIL_TO_PASS if before.outcomes.get(t)]
         if still_pass:
             problems.append(f"FAIL_TO_PASS tests already pass without the patch: {still_pass[:5]}")
@@ -50,7 +54,7 @@ def validate_task(task: Task, new_sandbox: Callable[[str], Sandbox], timeout: fl
             after = grade(task, task.patch, new_sandbox, timeout)
             if after.apply_error:
                 problems.append(f"the gold patch does not apply: {after.apply_error}")
-            else:
+            elif not _check_problem(after, problems):
                 f = [t for t in task.FAIL_TO_PASS if not after.outcomes.get(t)]
                 p = [t for t in task.PASS_TO_PASS if not after.outcomes.get(t)]
                 if f:
@@ -60,6 +64,18 @@ def validate_task(task: Task, new_sandbox: Callable[[str], Sandbox], timeout: fl
     except TaskFormatError as e:
         problems.append(str(e))
     return TaskCheck(task.instance_id, not problems, problems, time.perf_counter() - t0)
+
+
+def _check_problem(result: GradeResult, problems: list[str]) -> bool:
+    """Whether grading's check test misbehaved (then every grade would count for nothing)."""
+    if result.check_outcome in (None, "FAILED"):
+        return False
+    problems.append(
+        f"grading's check test was reported {result.check_outcome.lower()} instead of failed: the task's "
+        "pytest setup has to collect and run a plain `def test_x(): assert False` from a new `test_x.py` "
+        "next to the target test files (check python_functions and conftest hooks)"
+    )
+    return True
 
 
 def sandbox_factory(kind: str, command_timeout: float = 60.0) -> Callable[[str], Sandbox]:
