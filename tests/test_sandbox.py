@@ -180,6 +180,19 @@ def test_local_sandbox_is_marked_and_works(tmp_path):
     assert not os.path.exists(box.root)
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod-000 file")
+def test_local_sandbox_refuses_an_unreadable_tree():
+    with pytest.warns(RuntimeWarning, match="NOT isolated"):
+        box = LocalSandbox()
+    try:
+        box.run("echo x > f && chmod 000 f")
+        with pytest.raises(UnsafeArchive, match="could not be read"):  # was a PermissionError
+            box.get_archive(box.workdir)
+    finally:
+        box.run("chmod 644 f")
+        box.close()
+
+
 # --------------------------------------------------------------------------- docker: basics
 @pytest.mark.docker
 @docker_only
@@ -359,13 +372,14 @@ def test_unbalanced_quotes_and_heredoc(sb):
 @docker_only
 @pytest.mark.parametrize("cmd", ["exit 3", "exec sh", "kill -9 $$", "set -e; false", "/bin/kill -9 -1"])
 def test_shell_death_is_respawned_and_reported(sb, cmd):
-    sb.run("cd /tmp && export GONE=1")
+    sb.run("echo kept > /workspace/work.txt && cd /tmp && export GONE=1")
     r = sb.run(cmd, timeout=10)
     assert r.shell_restarted and "a new shell was started" in r.output
     if cmd == "exit 3":
         assert r.exit_code == 3
-    r = sb.run("pwd; echo GONE=$GONE")
-    assert r.output == "/workspace\nGONE=\n"
+    r = sb.run("pwd; echo GONE=$GONE; cat work.txt && rm work.txt")
+    # The new shell resets the shell's state, not the agent's work (it wiped the tree before).
+    assert r.output == "/workspace\nGONE=\nkept\n"
     assert sb.alive()
 
 
@@ -438,19 +452,17 @@ def test_reset_wipes_every_agent_writable_place(make_sb):
 def test_reset_survives_a_tampered_shell(make_sb):
     box = make_sb()
     shell = box._shell
-    box.run("ulimit -n 100")  # lowers soft and hard limit: the in-place path refuses
+    box.run("ulimit -n 100")  # lowers soft and hard limit
     box.reset()
     assert box._shell is not shell  # a brand-new exec
     assert box.run("ulimit -Hn").output == "4096\n"
     box.run("exec >/tmp/swallowed 2>&1")  # the agent hid stdout from the protocol
-    shell = box._shell
     box.reset()
-    assert box._shell is shell and box.run("echo visible").output == "visible\n"
+    assert box.run("echo visible").output == "visible\n"
     box.run("exec() { :; }; set() { :; }; unset() { :; }; env() { :; }")  # shadowed builtins
-    shell = box._shell
     t0 = time.perf_counter()
     box.reset()
-    assert box._shell is shell and time.perf_counter() - t0 < 3  # still the fast in-place path
+    assert time.perf_counter() - t0 < 3
     assert box.run("type exec | head -1").output == "exec is a shell builtin\n"
     # Shadowing `builtin` itself breaks the framing: the command ends by its deadline, the
     # shell is replaced, and the sandbox keeps answering.
@@ -458,6 +470,47 @@ def test_reset_survives_a_tampered_shell(make_sb):
     assert r.timed_out and r.shell_restarted
     assert box.run("type builtin | head -1").output == "builtin is a shell builtin\n"
     assert agent_procs(box) == []
+
+
+@pytest.mark.docker
+@docker_only
+def test_reset_and_respawn_do_not_run_in_the_agents_shell(make_sb):
+    # Under extdebug a DEBUG trap that returns non-zero skips the next command, so the agent's
+    # shell can veto anything sent to it: its own re-exec, the guard that would notice, the
+    # restore of the work tree. Reset and respawn must use a shell the agent never touched.
+    box = make_sb()
+    box.put_archive("/workspace", tar_of({"a.txt": b"original\n"}))
+    box.snapshot()
+    veto = (
+        "shopt -s extdebug; trap '[[ $BASH_COMMAND != *\"env -i\"* && $BASH_COMMAND != *__aem_shell-* "
+        "&& $BASH_COMMAND != *\"tar -x\"* && $BASH_COMMAND != *-delete* ]]' DEBUG; echo changed > a.txt"
+    )
+    for restart in (box.reset, box.respawn_shell):
+        assert box.run(veto).exit_code == 0
+        restart()
+        r = box.run("shopt extdebug; trap -p DEBUG; echo end")
+        assert r.output == "extdebug       \toff\nend\n", r.output
+        assert agent_procs(box) == []
+    assert box.run("cat a.txt").output == "changed\n"  # respawn keeps the work tree
+    box.run(veto)
+    box.reset()
+    assert box.read_file("a.txt") == b"original\n"
+
+
+@pytest.mark.docker
+@docker_only
+def test_get_archive_refuses_what_it_cannot_read(make_sb):
+    # tar leaves out a file it cannot open (and a directory it cannot list, with its whole
+    # subtree) and only says so on stderr: an archive missing them must not pass as the tree.
+    box = make_sb()
+    box.run("mkdir -p t/d && echo a > t/a && echo b > t/b && echo x > t/d/x")
+    assert "t/b" in {m.name for m in tarfile.open(fileobj=io.BytesIO(box.get_archive("t"))).getmembers()}
+    for hide in ("chmod 000 t/b", "chmod 300 t/d"):
+        box.run("chmod -R u+rwX t && " + hide)
+        with pytest.raises(UnsafeArchive, match="Permission denied"):
+            box.get_archive("t")
+    box.run("chmod -R u+rwX t")
+    assert len(tarfile.open(fileobj=io.BytesIO(box.get_archive("t"))).getmembers()) == 5
 
 
 @pytest.mark.docker

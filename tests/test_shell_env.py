@@ -224,6 +224,62 @@ def test_escaping_symlink_fails_the_task_not_the_infrastructure():
         env.close()
 
 
+#: One command that makes the agent's own shell veto commands: under ``extdebug`` a DEBUG trap
+#: that returns non-zero skips the next command. It skips the host's re-exec of the shell (and
+#: the guard that would notice), then, inside the grading directory, skips every gold command and
+#: prints a made-up answer instead: before the fix every task was solved by this plus ``submit``.
+VETO_TRAP = (
+    "shopt -s extdebug; trap 'if [[ $PWD == /tmp/.aem-grade* ]] && (( BASH_SUBSHELL > 0 )); then "
+    "[[ -e /tmp/said ]] || { echo 12345; : > /tmp/said; }; false; "
+    "elif [[ $BASH_COMMAND == *\"env -i\"* || $BASH_COMMAND == *\"__aem_shell-\"* ]]; then false; "
+    "else true; fi' DEBUG"
+)
+
+
+@pytest.mark.docker
+@docker_only
+def test_agent_shell_cannot_intercept_the_gold_command():
+    # The gold command runs in the agent's container: it must run in a shell the agent never
+    # touched, not in the agent's shell told to replace itself.
+    fam = _family_ids()
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        for name, answer in (("count_ext", "12345"), ("delete_pattern", "")):
+            env.reset(seed=0, options={"task_id": fam[name]})
+            o, *_ = env.step(f"<action>{VETO_TRAP}</action>")
+            assert o == "(no output)\n[exit code 0]", o
+            _, r, te, tr, info = env.step(f"<action>submit {answer}</action>")
+            assert te and info["error_kind"] is None, (name, info)
+            assert r == 0.0 and not info["success"], (name, env.last_grade)
+    finally:
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
+@pytest.mark.parametrize(
+    "family,hide",
+    [
+        # chmod 000 instead of deleting: tar could not open the files and left them out
+        ("delete_pattern", "find . -type f \\( -name '*.tmp' -o -name '*.bak' -o -name '*.swp' \\) -exec chmod 000 {} +"),
+        ("delete_empty", "find . -type f -empty -exec chmod 000 {} +"),
+        ("dedupe", "md5sum photos/* | sort -k1,1 -k2,2 | awk 'seen[$1]++ {print $2}' | xargs -r chmod 000"),
+    ],
+)
+def test_unreadable_files_cannot_hide_from_the_grader(family, hide):
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        env.reset(seed=0, options={"task_id": _family_ids()[family]})
+        o, *_ = env.step(f"<action>{hide}</action>")
+        assert o.endswith("[exit code 0]"), o
+        _, r, te, tr, info = env.step("<action>submit</action>")
+        assert te and not tr and info["error_kind"] is None
+        assert r == 0.0 and not info["success"], env.last_grade
+        assert "refused" in env.last_grade["differences"][0] and "Permission denied" in env.last_grade["differences"][0]
+    finally:
+        env.close()
+
+
 @pytest.mark.docker
 @docker_only
 def test_grader_files_are_invisible_before_submit():

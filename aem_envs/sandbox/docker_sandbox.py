@@ -494,8 +494,10 @@ class DockerSandbox(Sandbox):
         with self._lock:
             self._check_open()
             try:
+                # tar's status goes to stderr after its messages (the pipe hides it otherwise).
                 stream = self._open_exec(
-                    ["sh", "-c", 'tar -c -f - -C "$1" -- "$2" | head -c "$3"', "sh", parent, name, str(cap + 1)],
+                    ["sh", "-c", '{ tar -c -f - -C "$1" -- "$2"; echo "tar-status $?" >&2; } | head -c "$3"',
+                     "sh", parent, name, str(cap + 1)],
                     stdin=False, split_stderr=True,
                 )
             except Exception:
@@ -523,6 +525,12 @@ class DockerSandbox(Sandbox):
             raise UnsafeArchive(f"{path} is larger than max_archive_bytes={cap}; raise it in SandboxConfig")
         if not data:
             raise SandboxError(f"reading {path} from sandbox {self.id} failed: {err[-300:]}")
+        if "tar-status 2" in err:
+            # Status 2: something could not be read (a file or directory made unreadable) and
+            # tar left it out; such an archive is not the tree. Status 1 (a file changed while
+            # it was read) still archives every member.
+            first = next((ln for ln in err.splitlines() if ln.startswith("tar: ")), err)
+            raise UnsafeArchive(f"{path} could not be read completely ({first[5:200]}); make it readable (chmod -R u+rX)")
         check_archive(data, cap)
         return data
 
@@ -567,18 +575,25 @@ class DockerSandbox(Sandbox):
         """Kill every process, wipe scratch, restore the work tree, start a fresh shell.
 
         One exec round trip: the new shell's bootstrap does the cleanup and reads the
-        snapshot tar from its own stdin.
+        snapshot tar from its own stdin. Always a new exec, never the agent's shell told to
+        replace itself (``in_place``): under ``shopt -s extdebug`` a DEBUG trap that returns
+        non-zero skips the next command, so that shell can veto its re-exec, the guard that
+        would notice and the restore, and stay in charge of the next episode (~70 ms more).
         """
         with self._lock:
             self._check_open()
-            self._spawn_shell(cleanup=True, restore=True, in_place=True)
+            self._spawn_shell(cleanup=True, restore=True, in_place=False)
             self.uses += 1
 
     def respawn_shell(self) -> None:
-        """A fresh shell (processes killed, scratch wiped) without touching the work tree."""
+        """A fresh shell (processes killed, scratch wiped) without touching the work tree.
+
+        A new exec, for the reason given in :meth:`reset`: graders run their gold commands in
+        this shell, and the agent's own shell could skip them or print what it likes.
+        """
         with self._lock:
             self._check_open()
-            self._spawn_shell(cleanup=True, in_place=True)
+            self._spawn_shell(cleanup=True, in_place=False)
 
     def alive(self) -> bool:
         state = self._container_state()

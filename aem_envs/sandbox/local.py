@@ -24,7 +24,7 @@ import warnings
 
 from aem_envs.sandbox.base import MAX_ARCHIVE_BYTES, OutputBuffer, Result, Sandbox, check_archive
 from aem_envs.sandbox.config import DEFAULT_ENV
-from aem_envs.sandbox.errors import SandboxError
+from aem_envs.sandbox.errors import SandboxError, UnsafeArchive
 from aem_envs.sandbox.scripts import ansi_c_quote
 
 
@@ -210,8 +210,11 @@ class LocalSandbox(Sandbox):
         if not os.path.exists(src):
             raise FileNotFoundError(f"{path} does not exist in the sandbox")
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-            tf.add(src, arcname=os.path.basename(src.rstrip("/")) or ".")
+        try:
+            with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+                tf.add(src, arcname=os.path.basename(src.rstrip("/")) or ".")
+        except OSError as e:  # a file or directory made unreadable: as DockerSandbox, refused
+            raise UnsafeArchive(f"{path} could not be read completely ({e}); make it readable (chmod -R u+rX)") from None
         data = buf.getvalue()
         check_archive(data, MAX_ARCHIVE_BYTES)
         return data

@@ -95,7 +95,8 @@ def bootstrap(
 ) -> str:
     """The script a fresh shell runs first; ends by printing ``\\n<token> READY <rc>``.
 
-    ``cleanup`` kills every process left by an earlier shell and wipes ``scratch``;
+    ``cleanup`` kills every process left by an earlier shell and wipes ``scratch`` (never
+    ``workdir`` by itself);
     ``restore_bytes`` (with ``cleanup``) empties ``workdir`` and extracts the next
     ``restore_bytes`` bytes of stdin (a tar) into it; ``git_restore`` instead runs
     ``git reset --hard && git clean -fdx`` in ``workdir``.
@@ -140,10 +141,9 @@ def bootstrap(
                 f"__r=$?; /usr/bin/cat >/dev/null; exit $__r; }} || __aem_rc=3"
             )
             lines.append("__AEM_PAYLOAD__")
-        else:
-            lines.append(
-                f"chmod -R u+rwX {workdir} 2>/dev/null; find {workdir} -mindepth 1 -delete 2>/dev/null"
-            )
+        # Without a restore the work tree stays as it is: a shell that died (``exit``) or was
+        # respawned for grading keeps the agent's files (``reset`` restores an empty tar when
+        # there is no snapshot).
     lines += [
         'mkdir -p "$__aem_d" "$HOME" 2>/dev/null; rm -f "$__aem_d"/t* "$__aem_d/exit" 2>/dev/null',
         "umask 022",

@@ -218,13 +218,15 @@ class ShellEnv(TextEnv):
         assert task is not None
         from aem_envs.sandbox.errors import UnsafeArchive
 
+        # The episode is over: kill the agent's processes (so none can change the tree while it
+        # is read or the gold command runs) in a shell the agent never had (see respawn_shell).
+        sb.respawn_shell()
         agent_tree, unsafe = None, ""
         if task.check == "state":
             try:
                 agent_tree = grading.manifest(sb.get_archive(sb.workdir))
-            except UnsafeArchive as e:  # e.g. a symlink to /etc or a huge file: the agent's doing
+            except UnsafeArchive as e:  # a symlink to /etc, a huge or unreadable file: the agent's doing
                 unsafe = str(e)
-        sb.respawn_shell()  # the episode is over: kill the agent's processes, fresh environment
         gdir = f"{sb.scratch}/.aem-grade-{secrets.token_hex(6)}"
         sb.put_archive(gdir, self._tar)
         res = sb.run(f"cd {gdir} && ( {task.gold}\n)", timeout=max(60.0, self.command_timeout))
