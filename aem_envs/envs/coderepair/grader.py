@@ -16,6 +16,8 @@ to a target's test file (after ``test_patch``, where the agent's diff cannot rea
 names and an assertion that is false, and runs its test last. pytest must report it ``FAILED``; if it
 is reported otherwise (passed, skipped, missing) while any target passed, the run was tampered
 with: :attr:`GradeResult.tampered` says how, every target counts as failed and the reward is 0.
+So a run must get to its last test: one that times out, or stops early (``-x`` in a task's
+``addopts``), after some targets passed earns nothing either, not partial credit.
 
 What this does not stop: the submission's code still runs *inside* the pytest process (as in
 SWE-bench's harness), so code that fakes only the targets' outcomes (it can read their names
@@ -183,7 +185,11 @@ def grade(
         result.outcomes = {t: passed(report.get(t)) for t in targets}
         result.check_outcome = report.get(check, "missing") if check else None
         if check and result.check_outcome != "FAILED" and any(result.outcomes.values()):
-            result.tampered = f"a test that must fail was reported {result.check_outcome.lower()}"
+            result.tampered = (
+                f"a test that must fail was reported {result.check_outcome.lower()}" if check in report
+                else "a test that must fail was not reported: the run ended before it"
+                + (" (timed out)" if r.timed_out else "")
+            )
             result.outcomes = dict.fromkeys(targets, False)
         return result
     finally:
