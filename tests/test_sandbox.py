@@ -499,6 +499,24 @@ def test_reset_and_respawn_do_not_run_in_the_agents_shell(make_sb):
 
 @pytest.mark.docker
 @docker_only
+def test_a_process_named_like_a_zombie_is_killed(make_sb):
+    # A process may rename itself (/proc/self/comm) to "x) Z" plus a newline: the sweep read
+    # the first line of /proc/PID/stat, took "Z" for its state and skipped it as a zombie, so
+    # it outlived reset and respawn_shell (and could meddle with grading and the next episode).
+    box = make_sb()
+    survivor = (
+        "nohup python3 -c \"open('/proc/self/comm', 'w').write('x) Z\\n')\n"
+        "import time\nwhile True: time.sleep(0.1)\n\" >/dev/null 2>&1 & sleep 0.5"
+    )
+    for restart in (box.respawn_shell, box.reset, lambda: box.run("sleep 30", timeout=0.5)):
+        box.run(survivor)
+        assert any("x) Z" in p for p in agent_procs(box))
+        restart()
+        assert agent_procs(box) == []
+
+
+@pytest.mark.docker
+@docker_only
 def test_get_archive_refuses_what_it_cannot_read(make_sb):
     # tar leaves out a file it cannot open (and a directory it cannot list, with its whole
     # subtree) and only says so on stderr: an archive missing them must not pass as the tree.

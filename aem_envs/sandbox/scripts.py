@@ -23,7 +23,10 @@ __aem_killall() {
       pid=${p#/proc/}
       [ "$pid" = "$BASHPID" ] && continue
       [ -z "$1" ] && [ "$pid" = "$__aem_shell" ] && continue
-      read -r st 2>/dev/null < "$p/stat" || continue
+      # The whole file, not its first line: a process can rename itself (/proc/self/comm)
+      # to "x) Z" and a newline, and a first line "PID (x) Z" looked like a zombie. The state
+      # follows the last ") " (only numbers come after the name's closing parenthesis).
+      st=; { read -r -d '' st < "$p/stat"; } 2>/dev/null; [ -n "$st" ] || continue
       st=${st##*) }; st=${st%% *}
       [ "$st" = Z ] || [ "$st" = X ] && continue
       kill -STOP "$pid" 2>/dev/null && found="$found $pid"
