@@ -445,6 +445,12 @@ def test_reset_wipes_every_agent_writable_place(make_sb):
     box.run("touch /dev/shm/note")
     box.respawn_shell()
     assert box.run("ls -A /dev/shm").output == ""
+    # System V IPC objects are no files but hold data (a message queue) just as well.
+    ipc = "tail -n +2 /proc/sysvipc/msg /proc/sysvipc/shm /proc/sysvipc/sem | grep -c '[0-9]'"
+    for restart in (box.reset, box.respawn_shell):
+        assert box.run("ipcmk -Q >/dev/null && ipcmk -M 4096 >/dev/null && ipcmk -S 1 >/dev/null; " + ipc).output == "3\n"
+        restart()
+        assert box.run(ipc).output == "0\n"
 
 
 @pytest.mark.docker

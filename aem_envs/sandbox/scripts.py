@@ -123,9 +123,12 @@ def bootstrap(
             '__aem_killall "" || __aem_rc=1',
             # Every place the agent uid can write outside the work tree: scratch, the
             # protocol's own tmpfs (its FIFOs are recreated below), shared memory and POSIX
-            # queues. chmod first: a directory made unreadable would shield its contents.
+            # queues, and System V IPC objects (no files, but a message queue holds notes
+            # for the next episode as well). chmod first: a directory made unreadable would
+            # shield its contents.
             f"chmod -R u+rwX {scratch} {_STATE_PARENT} /dev/shm /dev/mqueue 2>/dev/null; "
-            f"find {scratch} {_STATE_PARENT} /dev/shm /dev/mqueue -mindepth 1 -delete 2>/dev/null",
+            f"find {scratch} {_STATE_PARENT} /dev/shm /dev/mqueue -mindepth 1 -delete 2>/dev/null; "
+            "ipcrm --all 2>/dev/null",
         ]
         if git_restore:
             # git obeys the agent's .git (core.fsmonitor, smudge filters may run commands), so
