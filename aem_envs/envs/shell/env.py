@@ -216,11 +216,27 @@ class ShellEnv(TextEnv):
     def _grade(self, answer: str) -> Outcome:
         task, sb = self._task, self._sb
         assert task is not None
-        from aem_envs.sandbox.errors import UnsafeArchive
+        from aem_envs.sandbox.errors import SandboxError, UnsafeArchive
 
         # The episode is over: kill the agent's processes (so none can change the tree while it
         # is read or the gold command runs) in a shell the agent never had (see respawn_shell).
-        sb.respawn_shell()
+        try:
+            sb.respawn_shell()
+        except SandboxError as e:
+            alive = getattr(sb, "alive", None)
+            if alive is None or not alive():
+                raise  # the container or the daemon is gone: infrastructure
+            # The container runs but the grader's new shell died or hung at birth: only what the
+            # agent left running can do that (a loop killing new processes). Scored as a failure,
+            # not dropped as an infra error a policy could trigger at will.
+            self.last_grade = {"check": task.check, "success": False, "similarity": 0.0,
+                               "family": task.family, "differences": [f"grader shell failed: {e}"]}
+            self._sb, self._sb_task = None, None
+            sb.close()  # what runs there would stall the next reset too
+            return Outcome(
+                "Submitted. The task could not be graded: a process you left running killed or stopped the "
+                "grader's shell. It counts as not solved.", reward=0.0, done=True, success=False,
+            )
         agent_tree, unsafe = None, ""
         if task.check == "state":
             try:
