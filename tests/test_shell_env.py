@@ -284,24 +284,26 @@ def test_unreadable_files_cannot_hide_from_the_grader(family, hide):
 @docker_only
 def test_killing_the_graders_shell_fails_the_task_not_the_infrastructure():
     # A process the agent leaves behind that kills every new process also kills the shell the
-    # grader starts. That was an infra error: the episode was dropped instead of scored, so a
-    # policy could have any episode it was failing excluded from training and evaluation.
+    # grader starts (and the shell started after the agent's own shell died). That was an infra
+    # error: the episode was dropped instead of scored, so a policy could have any episode it
+    # was failing excluded from training and evaluation.
     env = aem_envs.make("aem/Shell-v0", split="test")
     try:
         tid = _family_ids()["count_ext"]
-        env.reset(seed=0, options={"task_id": tid})
         killer = (
             "nohup python3 -c \"import os, time\nme = str(os.getpid()); known = set(os.listdir('/proc'))\n"
             "while True:\n    for p in set(os.listdir('/proc')) - known:\n        if p.isdigit() and p != me:\n"
             "            try: os.kill(int(p), 9)\n            except OSError: pass\n    time.sleep(0.002)\n"
             "\" >/dev/null 2>&1 & sleep 0.3"
         )
-        env.step(f"<action>{killer}</action>")
-        o, r, te, tr, info = env.step("<action>submit 3</action>")
-        assert info["error_kind"] is None and te and not tr, (o, info)
-        assert r == 0.0 and not info["success"] and "could not be graded" in o
-        _, info, r = _play_oracle(env, tid)  # the next episode gets a working sandbox
-        assert info["success"] and r == 10.0
+        for last in ("submit 3", "exit"):  # the grader's shell; the agent's own next shell
+            env.reset(seed=0, options={"task_id": tid})
+            env.step(f"<action>{killer}</action>")
+            o, r, te, tr, info = env.step(f"<action>{last}</action>")
+            assert info["error_kind"] is None and te and not tr, (o, info)
+            assert r == 0.0 and not info["success"] and "killed or stopped every new shell" in o, o
+            _, info, r = _play_oracle(env, tid)  # the next episode gets a working sandbox
+            assert info["success"] and r == 10.0
     finally:
         env.close()
 

@@ -204,7 +204,14 @@ class ShellEnv(TextEnv):
         m = _SUBMIT_RE.match(action.strip())
         if m:
             return self._grade((m.group(1) or "").strip())
-        res = self._sb.run(action, timeout=self.command_timeout)
+        from aem_envs.sandbox.errors import SandboxError
+
+        try:
+            res = self._sb.run(action, timeout=self.command_timeout)
+        except SandboxError as e:
+            if not self._container_alive():
+                raise  # the container or the daemon is gone: infrastructure
+            return self._broken(f"{e}", "the shell could not be restarted")
         self._last_output = res.output
         if action.strip() == self._task.gold:
             self._gold_ran = True
@@ -223,20 +230,9 @@ class ShellEnv(TextEnv):
         try:
             sb.respawn_shell()
         except SandboxError as e:
-            alive = getattr(sb, "alive", None)
-            if alive is None or not alive():
+            if not self._container_alive():
                 raise  # the container or the daemon is gone: infrastructure
-            # The container runs but the grader's new shell died or hung at birth: only what the
-            # agent left running can do that (a loop killing new processes). Scored as a failure,
-            # not dropped as an infra error a policy could trigger at will.
-            self.last_grade = {"check": task.check, "success": False, "similarity": 0.0,
-                               "family": task.family, "differences": [f"grader shell failed: {e}"]}
-            self._sb, self._sb_task = None, None
-            sb.close()  # what runs there would stall the next reset too
-            return Outcome(
-                "Submitted. The task could not be graded: a process you left running killed or stopped the "
-                "grader's shell. It counts as not solved.", reward=0.0, done=True, success=False,
-            )
+            return self._broken(f"{e}", "Submitted. The task could not be graded")
         agent_tree, unsafe = None, ""
         if task.check == "state":
             try:
@@ -263,6 +259,30 @@ class ShellEnv(TextEnv):
             return Outcome("Submitted. The task is solved.", reward=self.success_reward, done=True, success=True)
         reward = self.partial_credit * sim * self.success_reward
         return Outcome("Submitted. The task is not solved.", reward=reward, done=True, success=False)
+
+    def _container_alive(self) -> bool:
+        alive = getattr(self._sb, "alive", None)
+        return alive is not None and alive()
+
+    def _broken(self, error: str, head: str) -> Outcome:
+        """End the episode as not solved: no new shell starts in a container that still runs.
+
+        Only what the agent left running can do that (a loop that kills or stops every new
+        process, the shell's own and the grader's). As an infra error the episode would be
+        dropped instead of scored, so a policy could have any failing episode excluded from
+        training and evaluation. The sandbox is closed: the next reset would stall on it too.
+        """
+        task = self._task
+        assert task is not None
+        self.last_grade = {"check": task.check, "success": False, "similarity": 0.0,
+                           "family": task.family, "differences": [f"no shell: {error}"]}
+        sb, self._sb, self._sb_task = self._sb, None, None
+        if sb is not None:
+            sb.close()
+        return Outcome(
+            f"{head}: a process you left running killed or stopped every new shell. "
+            "The episode is over; the task counts as not solved.", reward=0.0, done=True, success=False,
+        )
 
     def oracle_action(self) -> str:
         assert self._task is not None
