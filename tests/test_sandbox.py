@@ -505,18 +505,27 @@ def test_reset_and_respawn_do_not_run_in_the_agents_shell(make_sb):
 
 @pytest.mark.docker
 @docker_only
-def test_a_process_named_like_a_zombie_is_killed(make_sb):
-    # A process may rename itself (/proc/self/comm) to "x) Z" plus a newline: the sweep read
-    # the first line of /proc/PID/stat, took "Z" for its state and skipped it as a zombie, so
-    # it outlived reset and respawn_shell (and could meddle with grading and the next episode).
+@pytest.mark.parametrize(
+    "survivor,mark",
+    [
+        # Renamed (/proc/self/comm) to "x) Z" plus a newline: the sweep read the first line of
+        # /proc/PID/stat, took "Z" for its state and skipped it as a zombie.
+        ("open('/proc/self/comm', 'w').write('x) Z\\n')\nimport time\nwhile True: time.sleep(0.1)", "x) Z"),
+        # The main thread exits, a second thread runs on: the process shows state Z (its leader
+        # is a zombie) while it is alive, and was skipped the same way.
+        ("import threading, time, ctypes\nthreading.Thread(target=lambda: time.sleep(300)).start()\n"
+         "time.sleep(0.1)\nctypes.CDLL(None).pthread_exit(None)", "python3"),
+    ],
+    ids=["renamed", "zombie-leader"],
+)
+def test_a_process_that_looks_like_a_zombie_is_killed(make_sb, survivor, mark):
+    # Such a process outlived reset, respawn_shell and deadlines (and so the Shell grader's
+    # sweep, into the gold command's run and the next episode).
     box = make_sb()
-    survivor = (
-        "nohup python3 -c \"open('/proc/self/comm', 'w').write('x) Z\\n')\n"
-        "import time\nwhile True: time.sleep(0.1)\n\" >/dev/null 2>&1 & sleep 0.5"
-    )
+    start = f"nohup python3 -c \"{survivor}\" >/dev/null 2>&1 & sleep 0.5"
     for restart in (box.respawn_shell, box.reset, lambda: box.run("sleep 30", timeout=0.5)):
-        box.run(survivor)
-        assert any("x) Z" in p for p in agent_procs(box))
+        box.run(start)
+        assert any(mark in p for p in agent_procs(box)), agent_procs(box)
         restart()
         assert agent_procs(box) == []
 

@@ -16,7 +16,7 @@ _STATE_PARENT = STATE_DIR.rsplit("/", 1)[0]
 # cannot be signalled by the agent uid and are skipped by the failing ``kill``.
 KILLALL = r"""
 __aem_killall() {
-  local round p pid found st
+  local round p pid found st t live
   for round in {1..60}; do
     found=
     for p in /proc/[0-9]*; do
@@ -28,7 +28,11 @@ __aem_killall() {
       # follows the last ") " (only numbers come after the name's closing parenthesis).
       st=; { read -r -d '' st < "$p/stat"; } 2>/dev/null; [ -n "$st" ] || continue
       st=${st##*) }; st=${st%% *}
-      [ "$st" = Z ] || [ "$st" = X ] && continue
+      if [ "$st" = Z ] || [ "$st" = X ]; then
+        # A zombie leader may head live threads (its main thread called pthread_exit): alive.
+        live=; for t in "$p"/task/[0-9]*; do [ "${t##*/}" != "$pid" ] && live=1 && break; done
+        [ -z "$live" ] && continue
+      fi
       kill -STOP "$pid" 2>/dev/null && found="$found $pid"
     done
     [ -z "$found" ] && return 0
