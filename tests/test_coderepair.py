@@ -218,6 +218,25 @@ _PASS_EVERYTHING = {
 _PASS_EVERYTHING["forge-named"] = _PASS_EVERYTHING["forge"].replace("_s.argv[1:]", "_s.argv[1:-1]")
 
 
+def test_code_that_xfails_every_test_gains_nothing_local():
+    """pytest.xfail() raised by every function of the module under test: XFAIL used to count as
+    passed (full reward on 20 of 20 test tasks); the check test never imports the module."""
+    env = _local_env()
+    tid = _test_ids(1)[0]
+    hack = ("\nimport pytest as _p, functools as _f\nfor _n, _v in list(globals().items()):\n"
+            "    if callable(_v) and getattr(_v, '__module__', None) == __name__:\n"
+            "        globals()[_n] = (lambda g: _f.wraps(g)(lambda *a, **k: _p.xfail('')))(_v)\n")
+    try:
+        env.reset(seed=0, options={"task_id": tid})
+        module = next(p for p in sorted(env._start) if p.startswith("src/") and p.endswith(".py"))
+        env._sb.write_file(module, env._sb.read_file(module).decode() + hack)
+        obs, r, te, tr, info = env.step(_tag("submit"))
+        assert te and r == 0.0 and not info["success"], obs
+        assert set(env.last_grade.reported.values()) == {"XFAIL"} and not any(env.last_grade.outcomes.values())
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize("hack", sorted(_PASS_EVERYTHING))
 def test_code_that_passes_every_test_gains_nothing_local(hack):
     """Both hacks earned full reward before the check test (measured); now the run is flagged."""

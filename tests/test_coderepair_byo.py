@@ -139,6 +139,24 @@ def test_validator_names_a_pytest_setup_that_hides_the_check_test(tmp_path, caps
     assert "grading's check test was reported missing instead of failed" in out, out
     assert "PASS_TO_PASS" not in out and "FAIL_TO_PASS" not in out  # consequences, not causes
 
+
+def test_validator_refuses_xfail_marked_pass_to_pass_tests(tmp_path, capsys):
+    """Grading counts only PASSED, so an xfail-marked PASS_TO_PASS test could never pass."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE / "repo", repo)
+    (repo / "tests" / "test_known_bug.py").write_text(
+        "import pytest\n\n@pytest.mark.xfail(reason='known')\ndef test_known_bug():\n    assert False\n")
+    task = yaml.safe_load(TASK_FILE.read_text())["tasks"][0]
+    task = {**task, "repo": str(repo), "PASS_TO_PASS": task["PASS_TO_PASS"] + ["tests/test_known_bug.py::test_known_bug"]}
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump({"tasks": [task]}))
+    assert cli_main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 1
+    out = capsys.readouterr().out
+    assert "PASS_TO_PASS tests are xfail-marked: ['tests/test_known_bug.py::test_known_bug']" in out, out
+    assert "PASS_TO_PASS tests fail" not in out  # named once, with its cause
+
 # ---------------------------------------------------------------------------------- env round trip
 def _check_heldout_hidden(env: CodeRepairEnv, kind: str) -> None:
     """The held-out file is nowhere the agent can look: not in its work tree or git history,

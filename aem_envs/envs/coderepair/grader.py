@@ -5,8 +5,8 @@ the held-out tests, the agent's diff minus any change to protected files (tests,
 config) and minus new top-level modules that would shadow pytest or the standard library
 (``pytest.py`` at the root would run instead of the tests), then ``test_patch``; the
 FAIL_TO_PASS and PASS_TO_PASS tests run and every node id is read from pytest's ``-rA`` report.
-A test that is not reported as passed counts as failed, so a submission that makes pytest crash
-or exit early gains nothing, and a forged ``PASSED`` line in a test's captured output is
+A test that is not reported as ``PASSED`` counts as failed (``XFAIL`` too: see :func:`passed`), so
+a submission that makes pytest crash or exit early gains nothing, and a forged ``PASSED`` line in a test's captured output is
 overridden by pytest's own ``FAILED`` line for that test.
 
 **Check test.** Code imported into the pytest process can make *every* test pass without fixing
@@ -76,7 +76,10 @@ def parse_report(output: str) -> dict[str, str]:
 
 
 def passed(outcome: str | None) -> bool:
-    return outcome in ("PASSED", "XFAIL")
+    """Only ``PASSED`` counts: ``XFAIL`` would let code under test that calls ``pytest.xfail()``
+    pass any test (20 of 20 test tasks earned full reward that way), and ``XPASS`` is a test
+    that was expected to fail."""
+    return outcome == "PASSED"
 
 
 @dataclass
@@ -91,6 +94,8 @@ class GradeResult:
     #: pytest's word for the check test ("FAILED" when all is well; "missing" if not reported);
     #: None when no check test could be added.
     check_outcome: str | None = None
+    #: target test -> pytest's word for it ("missing" if not reported)
+    reported: dict[str, str] = field(default_factory=dict)
 
     @property
     def f2p_passed(self) -> int:
@@ -182,6 +187,7 @@ def grade(
         run = targets + ([check] if check else [])  # last: a `-x` in the task's addopts stops before it
         r = sb.run(f"cd {wd} && COLUMNS=200 {task.test_invocation(run)}", timeout=timeout)
         report = parse_report(r.output)
+        result.reported = {t: report.get(t, "missing") for t in targets}
         result.outcomes = {t: passed(report.get(t)) for t in targets}
         result.check_outcome = report.get(check, "missing") if check else None
         if check and result.check_outcome != "FAILED" and any(result.outcomes.values()):

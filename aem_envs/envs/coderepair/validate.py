@@ -48,7 +48,11 @@ def validate_task(task: Task, new_sandbox: Callable[[str], Sandbox], timeout: fl
         if still_pass:
             problems.append(f"FAIL_TO_PASS tests already pass without the patch: {still_pass[:5]}")
         broken = [t for t in task.PASS_TO_PASS if not before.outcomes.get(t)]
-        if broken:
+        xfail = [t for t in broken if before.reported.get(t) in ("XFAIL", "XPASS")]
+        if xfail:
+            problems.append(f"PASS_TO_PASS tests are xfail-marked: {xfail[:5]}; grading counts only PASSED "
+                            "(pytest.xfail() in the code under test would otherwise pass any test), so drop them")
+        if broken := [t for t in broken if t not in xfail]:
             problems.append(f"PASS_TO_PASS tests fail without the patch: {broken[:5]}")
         if task.patch.strip():
             after = grade(task, task.patch, new_sandbox, timeout)
@@ -56,7 +60,7 @@ def validate_task(task: Task, new_sandbox: Callable[[str], Sandbox], timeout: fl
                 problems.append(f"the gold patch does not apply: {after.apply_error}")
             elif not _check_problem(after, problems):
                 f = [t for t in task.FAIL_TO_PASS if not after.outcomes.get(t)]
-                p = [t for t in task.PASS_TO_PASS if not after.outcomes.get(t)]
+                p = [t for t in task.PASS_TO_PASS if not after.outcomes.get(t) and t not in xfail]
                 if f:
                     problems.append(f"FAIL_TO_PASS tests still fail with the gold patch: {f[:5]}")
                 if p:
