@@ -5,24 +5,30 @@ the held-out tests, the agent's diff minus any change to protected files (tests,
 config) and minus new top-level modules that would shadow pytest or the standard library
 (``pytest.py`` at the root would run instead of the tests), then ``test_patch``; the
 FAIL_TO_PASS and PASS_TO_PASS tests run and every node id is read from pytest's ``-rA`` report.
-A test that is not reported as ``PASSED`` counts as failed (``XFAIL`` too: see :func:`passed`), so
-a submission that makes pytest crash or exit early gains nothing, and a forged ``PASSED`` line in a test's captured output is
-overridden by pytest's own ``FAILED`` line for that test.
+A test that is not reported as ``PASSED`` counts as failed (``XFAIL`` too: see :func:`passed`),
+so a submission that makes pytest crash or exit early gains nothing, and a forged ``PASSED`` line
+in a test's captured output is overridden by pytest's own ``FAILED`` line for that test.
 
-**Check test.** Code imported into the pytest process can make *every* test pass without fixing
-anything: three lines in the module under test (``_pytest.python.Function.runtest = lambda self:
-None``) earned full reward before this check. So each grading run writes one more test file next
-to a target's test file (after ``test_patch``, where the agent's diff cannot reach), with random
-names and an assertion that is false, and runs its test last. pytest must report it ``FAILED``; if it
-is reported otherwise (passed, skipped, missing) while any target passed, the run was tampered
+**Tests that must fail.** The submission's code runs inside the pytest process (as in SWE-bench's
+harness), so it can fake results; each grading run therefore adds tests of its own, written
+after ``test_patch`` (where the agent's diff cannot reach) under random names, and runs them
+after the targets. If one of them does not fail while a target passed, the run was tampered
 with: :attr:`GradeResult.tampered` says how, every target counts as failed and the reward is 0.
-So a run must get to its last test: one that times out, or stops early (``-x`` in a task's
-``addopts``), after some targets passed earns nothing either, not partial credit.
 
-What this does not stop: the submission's code still runs *inside* the pytest process (as in
-SWE-bench's harness), so code that fakes only the targets' outcomes (it can read their names
-from the task's instruction or from ``sys.argv``) and leaves the check test alone still fakes a
-pass. Closing that needs the tests' assertions to run outside the submission's process; read
+- The *check test* (:func:`add_check_test`), ``assert 1 == 2`` in a new file, catches code that
+  makes every test pass: three lines in the module under test
+  (``_pytest.python.Function.runtest = lambda self: None``), or ``PASSED`` lines written past
+  pytest's capture, earned full reward before it. It must be reported ``FAILED``, so a run must
+  get to its last test: one that times out, or stops early (``-x`` in a task's ``addopts``),
+  after some targets passed earns nothing either, not partial credit.
+- The *sentinel tests* (:func:`add_sentinel_tests`), copies of the targets that look for
+  results equal to anything, catch code returning objects whose ``__eq__`` is always True (3 of
+  20 test tasks were resolved that way before them).
+
+Measured on 409 corpus tasks: both kinds fail for every gold patch (no honest run flagged).
+What this does not stop: code that fakes only the targets' own outcomes (their names are in the
+task's instruction and in ``sys.argv``) or equality only against the targets' expected values.
+Closing that needs the tests' assertions to run outside the submission's process; read
 trajectories of high reward with that in mind.
 """
 
@@ -94,6 +100,8 @@ class GradeResult:
     #: pytest's word for the check test ("FAILED" when all is well; "missing" if not reported);
     #: None when no check test could be added.
     check_outcome: str | None = None
+    #: sentinel test (:func:`add_sentinel_tests`) -> pytest's word for it
+    sentinels: dict[str, str] = field(default_factory=dict)
     #: target test -> pytest's word for it ("missing" if not reported)
     reported: dict[str, str] = field(default_factory=dict)
 
@@ -183,19 +191,28 @@ def grade(
                 raise RuntimeError(f"task {task.instance_id}: test_patch does not apply: {r.output.strip()[:200]}")
         if task.setup_command:
             sb.run(f"cd {wd} && {task.setup_command}", timeout=timeout)
+        sentinels = add_sentinel_tests(sb, targets)
         check = add_check_test(sb, targets)
-        run = targets + ([check] if check else [])  # last: a `-x` in the task's addopts stops before it
+        # last: a `-x` in the task's addopts stops before them
+        run = targets + sentinels + ([check] if check else [])
         r = sb.run(f"cd {wd} && COLUMNS=200 {task.test_invocation(run)}", timeout=timeout)
         report = parse_report(r.output)
         result.reported = {t: report.get(t, "missing") for t in targets}
         result.outcomes = {t: passed(report.get(t)) for t in targets}
         result.check_outcome = report.get(check, "missing") if check else None
-        if check and result.check_outcome != "FAILED" and any(result.outcomes.values()):
-            result.tampered = (
-                f"a test that must fail was reported {result.check_outcome.lower()}" if check in report
-                else "a test that must fail was not reported: the run ended before it"
-                + (" (timed out)" if r.timed_out else "")
-            )
+        result.sentinels = {t: report.get(t, "missing") for t in sentinels}
+        fooled = [t for t, w in result.sentinels.items() if w in ("PASSED", "XPASS")]
+        if any(result.outcomes.values()):
+            if check and result.check_outcome != "FAILED":
+                result.tampered = (
+                    f"a test that must fail was reported {result.check_outcome.lower()}" if check in report
+                    else "a test that must fail was not reported: the run ended before it"
+                    + (" (timed out)" if r.timed_out else "")
+                )
+            elif fooled:
+                result.tampered = (f"{len(fooled)} copies of target tests found results equal to fresh "
+                                   "objects: the code returns values that equal anything")
+        if result.tampered:
             result.outcomes = dict.fromkeys(targets, False)
         return result
     finally:
@@ -230,6 +247,117 @@ def add_check_test(sb: Sandbox, targets: list[str]) -> str | None:
     a = secrets.randbelow(10**9)
     sb.write_file(path, f"def {name}():\n    assert {a} == {a + 1 + secrets.randbelow(10**6)}\n")
     return f"{path}::{name}"
+
+
+def add_sentinel_tests(sb: Sandbox, targets: list[str]) -> list[str]:
+    """Write copies of the target tests that look for results equal to anything; their node ids.
+
+    Catches code that returns objects whose ``__eq__`` is always True, which pass ``assert
+    f(x) == [1, 2]`` without computing anything (3 of 20 test tasks resolved that way before
+    this check) and which :func:`add_check_test`'s test never meets. Per test module, the copy
+    is the module verbatim plus each target test function under a random name, in which every
+    top-level ``assert A == B`` only records whether ``A == m(A)`` or ``B == m(B)``, ``m(v)``
+    being ``v`` with every leaf changed (see :data:`_SENTINEL_HELPERS`), and which ends by
+    asserting that some record was True. An honest value never equals its changed copy, so the
+    copy fails (or errors); results that equal anything make it pass. A target qualifies when it is a top-level, undecorated function with such an
+    assert and no ``return`` or ``yield`` (the copy must reach its end), in a module without a
+    module-level ``pytestmark``.
+    """
+    by_module: dict[str, list[str]] = {}
+    for t in dict.fromkeys(targets):
+        if t.count("::") == 1 and "[" not in t and t.split("::")[0].endswith(".py"):
+            path, func = t.split("::")
+            by_module.setdefault(path, []).append(func)
+    ids: list[str] = []
+    for path, funcs in by_module.items():
+        try:
+            source = sb.read_file(path).decode()
+            copy = _sentinel_module(source, funcs)
+        except (FileNotFoundError, UnicodeDecodeError, SyntaxError, ValueError):
+            continue
+        if copy is None:
+            continue
+        text, names = copy
+        new_path = posixpath.join(posixpath.dirname(path), f"test_{secrets.token_hex(6)}.py")
+        sb.write_file(new_path, text)
+        ids += [f"{new_path}::{n}" for n in names]
+    return ids
+
+
+#: What a sentinel copy calls for each ``assert A == B`` (``{name}``, ``{k}``, ``{tag}`` random
+#: per copy). ``_m(v)`` is ``v`` with every leaf changed: a number moved, a string extended, a
+#: bool flipped, anything else (and an empty container) a new ``object()``; an honest value
+#: never equals its ``_m``. ``ca``/``cb`` are False for a side that names ``ANY`` (``mock.ANY``
+#: equals anything by design).
+_SENTINEL_HELPERS = """
+def {name}_m(v):
+    t = type(v)
+    if t in (list, tuple) and v:
+        return t({name}_m(x) for x in v)
+    if t is dict and v:
+        return {{k: {name}_m(x) for k, x in v.items()}}
+    if t is int:
+        return v + {k}
+    if t is float and v == v and abs(v) != float("inf"):
+        return v + (abs(v) + 1) / 2  # never within v's rounding, unlike a constant
+    if t is str:
+        return v + "{tag}"
+    if t is bool:
+        return not v
+    return object()
+
+
+def {name}(a, b, ca, cb):
+    return bool((ca and a == {name}_m(a)) or (cb and b == {name}_m(b)))
+"""
+
+
+def _sentinel_module(source: str, funcs: list[str]) -> tuple[str, list[str]] | None:
+    """``source`` plus the sentinel copies of ``funcs`` (:func:`add_sentinel_tests`), or None."""
+    import ast
+
+    tree = ast.parse(source)
+    if any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets)
+           for n in tree.body):
+        return None
+    helper, seen = f"_eq_{secrets.token_hex(4)}", f"_seen_{secrets.token_hex(4)}"
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    copies, names = [], []
+    for func in funcs:
+        fn = defs.get(func)
+        if fn is None or fn.decorator_list or any(
+                isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom)) for n in ast.walk(fn)):
+            continue
+        body, rewritten = [ast.parse(f"{seen} = []").body[0]], 0
+        for stmt in fn.body:
+            if (isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Compare)
+                    and len(stmt.test.ops) == 1 and isinstance(stmt.test.ops[0], ast.Eq)):
+                a, b = stmt.test.left, stmt.test.comparators[0]
+                record = ast.parse(f"{seen}.append({helper}(A, B, {not _names_any(a)}, {not _names_any(b)}))").body[0]
+                record.value.args[0].args[:2] = [a, b]
+                stmt, rewritten = record, rewritten + 1
+            body.append(stmt)
+        if not rewritten:
+            continue  # no top-level `assert A == B`
+        body.append(ast.parse(f"assert any({seen})").body[0])
+        name = f"test_{secrets.token_hex(6)}"
+        new = ast.parse(ast.unparse(fn)).body[0]  # a copy: the module's tree stays as parsed
+        new.name, new.body = name, body
+        copies.append(ast.unparse(ast.fix_missing_locations(new)))
+        names.append(name)
+    if not names:
+        return None
+    helpers = _SENTINEL_HELPERS.format(name=helper, k=1 + secrets.randbelow(10**6), tag=secrets.token_hex(4))
+    text = "\n\n\n".join([source.rstrip(), helpers.strip(), *copies])
+    return text + "\n", names
+
+
+def _names_any(expr) -> bool:
+    """Whether ``expr`` mentions a name or attribute ``ANY`` (``unittest.mock.ANY``)."""
+    import ast
+
+    return any((isinstance(n, ast.Name) and n.id == "ANY") or (isinstance(n, ast.Attribute) and n.attr == "ANY")
+               for n in ast.walk(expr))
 
 
 def scratch_dir(sb: Sandbox) -> str:

@@ -3,8 +3,9 @@
 For each task, in fresh sandboxes: (1) with no patch, every FAIL_TO_PASS test fails and every
 PASS_TO_PASS test passes; (2) with the gold ``patch`` (graded exactly as an agent's submission
 would be, protected files dropped), every FAIL_TO_PASS and PASS_TO_PASS test passes. Both runs
-also need grading's check test (:func:`~aem_envs.envs.coderepair.grader.add_check_test`) to be
-collected and to fail, or every grade of the task would count as tampered with.
+also need grading's own tests (:func:`~aem_envs.envs.coderepair.grader.add_check_test`,
+:func:`~aem_envs.envs.coderepair.grader.add_sentinel_tests`) to be collected and to fail, or
+every grade of the task would count as tampered with.
 """
 
 from __future__ import annotations
@@ -71,15 +72,21 @@ def validate_task(task: Task, new_sandbox: Callable[[str], Sandbox], timeout: fl
 
 
 def _check_problem(result: GradeResult, problems: list[str]) -> bool:
-    """Whether grading's check test misbehaved (then every grade would count for nothing)."""
-    if result.check_outcome in (None, "FAILED"):
-        return False
-    problems.append(
-        f"grading's check test was reported {result.check_outcome.lower()} instead of failed: the task's "
-        "pytest setup has to collect and run a plain `def test_x(): assert False` from a new `test_x.py` "
-        "next to the target test files (check python_functions and conftest hooks)"
-    )
-    return True
+    """Whether grading's own tests misbehaved on an honest run (then grades would count for nothing)."""
+    if result.check_outcome not in (None, "FAILED"):
+        problems.append(
+            f"grading's check test was reported {result.check_outcome.lower()} instead of failed: the task's "
+            "pytest setup has to collect and run a plain `def test_x(): assert False` from a new `test_x.py` "
+            "next to the target test files (check python_functions and conftest hooks)"
+        )
+        return True
+    if result.tampered:
+        problems.append(
+            f"grading counts an honest run as tampered with ({result.tampered}): a target test compares a "
+            "value that equals a fresh object(); report it, with the test, as an aem issue"
+        )
+        return True
+    return False
 
 
 def sandbox_factory(kind: str, command_timeout: float = 60.0) -> Callable[[str], Sandbox]:
