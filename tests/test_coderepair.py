@@ -303,7 +303,7 @@ def test_code_returning_values_equal_to_anything_gains_nothing_local():
             assert te and r == 0.0 and not info["success"], obs
             if tid.startswith("minheap"):  # every target passes: only the sentinels tell
                 assert set(env.last_grade.reported.values()) == {"PASSED"}
-                assert "the code returns values that equal anything" in info["grade"]["tampered"]
+                assert "the code returns values equal to anything (seen by" in info["grade"]["tampered"]
     finally:
         env.close()
 

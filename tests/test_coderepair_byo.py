@@ -157,6 +157,25 @@ def test_validator_refuses_xfail_marked_pass_to_pass_tests(tmp_path, capsys):
     assert "PASS_TO_PASS tests are xfail-marked: ['tests/test_known_bug.py::test_known_bug']" in out, out
     assert "PASS_TO_PASS tests fail" not in out  # named once, with its cause
 
+
+def test_validator_names_a_target_test_that_compares_with_a_wildcard(tmp_path, capsys):
+    """A target test comparing with a home-made wildcard (equal to anything) makes the sentinel
+    copies pass on honest code: every grade would be flagged, so the validator says so."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(FIXTURE / "repo", repo)
+    (repo / "tests" / "test_wild.py").write_text(
+        "from intervals import merge\n\nclass Whatever:\n    def __eq__(self, other):\n        return True\n\n"
+        "def test_any_result():\n    assert merge([(1, 2)]) == Whatever()\n")
+    task = yaml.safe_load(TASK_FILE.read_text())["tasks"][0]
+    task = {**task, "repo": str(repo), "PASS_TO_PASS": task["PASS_TO_PASS"] + ["tests/test_wild.py::test_any_result"]}
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump({"tasks": [task]}))
+    assert cli_main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 1
+    out = capsys.readouterr().out
+    assert "grading counts an honest run as tampered with (the code returns values equal to anything (seen by 1 of" in out, out
+
 # ---------------------------------------------------------------------------------- env round trip
 def _check_heldout_hidden(env: CodeRepairEnv, kind: str) -> None:
     """The held-out file is nowhere the agent can look: not in its work tree or git history,

@@ -210,8 +210,8 @@ def grade(
                     + (" (timed out)" if r.timed_out else "")
                 )
             elif fooled:
-                result.tampered = (f"{len(fooled)} copies of target tests found results equal to fresh "
-                                   "objects: the code returns values that equal anything")
+                result.tampered = (f"the code returns values equal to anything (seen by {len(fooled)} of "
+                                   f"{len(sentinels)} sentinel tests)")
         if result.tampered:
             result.outcomes = dict.fromkeys(targets, False)
         return result
