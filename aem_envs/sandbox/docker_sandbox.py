@@ -127,8 +127,6 @@ class DockerSandbox(Sandbox):
         self.task_key: str | None = None
         self.restarts = 0
         self._oom_seen = 0
-        self._ulimits: str | None = None  # `ulimit -Ha` of a pristine shell
-        self._env_cache: list[str] | None = None
         self._client = lifecycle.get_client()
         self._api = self._client.api
         self.container = self._create()
@@ -222,27 +220,14 @@ class DockerSandbox(Sandbox):
         resp = self._api.exec_start(ex["Id"], socket=True)
         return _ExecStream(ex["Id"], resp, split_stderr)
 
-    def _spawn_shell(self, cleanup: bool, restore: bool = False, in_place: bool = False) -> None:
-        """Start a fresh bash; with ``cleanup`` kill every leftover process and wipe scratch;
-        with ``restore`` also put the work tree back to the snapshot.
+    def _spawn_shell(self, cleanup: bool, restore: bool = False) -> None:
+        """Start a fresh bash in a new exec; with ``cleanup`` kill every leftover process and wipe
+        scratch; with ``restore`` also put the work tree back to the snapshot.
 
-        ``in_place`` reuses the live exec: the old shell ``exec``s a bash with the container's
-        pristine environment (``env -i``), which skips the slow start of a new exec (~20-90 ms).
-        If the old shell does not cooperate (sabotaged builtins, changed hard ulimits, dead),
-        a new exec is started instead.
+        Always a new exec: the agent's shell, asked to replace itself, can refuse (under
+        ``shopt -s extdebug`` a DEBUG trap that returns non-zero skips the next command).
         """
-        if in_place and self._shell is not None:
-            try:
-                self._start_bash(cleanup, restore, reuse=self._shell, wait_s=5.0)
-                return
-            except SandboxLost:
-                raise
-            except SandboxError:
-                pass  # fall back to a brand-new exec below
-        self._start_bash(cleanup, restore, reuse=None, wait_s=60.0)
-
-    def _start_bash(self, cleanup: bool, restore: bool, reuse: _ExecStream | None, wait_s: float) -> None:
-        if reuse is None and self._shell is not None:
+        if self._shell is not None:
             self._shell.close()
         self._shell = None
         self._carry = b""
@@ -258,12 +243,10 @@ class DockerSandbox(Sandbox):
         script = scripts.bootstrap(
             token, self.config.workdir, self.config.scratch, cleanup,
             len(payload) if payload is not None else None, git, self._death.decode(), WATCHDOG_GRACE,
-            ulimits=self._ulimits if reuse is not None else None,
         )
-        if reuse is not None:
-            script = scripts.reexec_line(self._pristine_env()) + script
+        wait_s = 60.0
         try:
-            stream = reuse or self._open_exec(["bash", "--noprofile", "--norc"], stdin=True)
+            stream = self._open_exec(["bash", "--noprofile", "--norc"], stdin=True)
             if payload is not None:
                 pre, post = script.split("__AEM_PAYLOAD__\n")
                 stream.send(pre.encode())
@@ -274,9 +257,6 @@ class DockerSandbox(Sandbox):
         except Exception as e:
             if isinstance(e, SandboxError):
                 raise
-            if reuse is not None:
-                reuse.close()
-                raise SandboxError("in-place restart failed: the old shell's connection is closed") from None
             raise self._lost("shell start") from None
         want = b"\n" + token.encode() + b" READY "
         buf = bytearray()
@@ -288,13 +268,9 @@ class DockerSandbox(Sandbox):
                 chunk = b""
             if chunk is None:
                 stream.close()
-                if reuse is not None:
-                    raise SandboxError("in-place restart timed out")
                 raise SandboxError(f"sandbox {self.id}: the shell did not start within {wait_s:g} s; the daemon may be overloaded")
             if chunk == b"":
                 stream.close()
-                if reuse is not None and self._container_state() is not None:
-                    raise SandboxError("in-place restart: the old shell exited")
                 raise self._lost("shell start")
             buf += chunk
             if len(buf) > 1 << 20:  # leftover background output: only the tail can hold READY
@@ -311,17 +287,6 @@ class DockerSandbox(Sandbox):
                     self._carry = bytes(buf[j + 1 :])
                     break
         self._shell = stream
-        if self._ulimits is None:
-            self._ulimits = self.run("ulimit -Ha").output
-
-    def _pristine_env(self) -> list[str]:
-        """The environment a new exec would get (the container's Config.Env)."""
-        if self._env_cache is None:
-            env = (self.container.attrs.get("Config") or {}).get("Env")
-            if env is None:
-                env = self._api.inspect_container(self.container.id)["Config"]["Env"] or []
-            self._env_cache = list(env)
-        return self._env_cache
 
     # ------------------------------------------------------------------ commands
     def run(self, cmd: str, timeout: float | None = None) -> Result:
@@ -576,13 +541,13 @@ class DockerSandbox(Sandbox):
 
         One exec round trip: the new shell's bootstrap does the cleanup and reads the
         snapshot tar from its own stdin. Always a new exec, never the agent's shell told to
-        replace itself (``in_place``): under ``shopt -s extdebug`` a DEBUG trap that returns
-        non-zero skips the next command, so that shell can veto its re-exec, the guard that
-        would notice and the restore, and stay in charge of the next episode (~70 ms more).
+        replace itself: under ``shopt -s extdebug`` a DEBUG trap that returns non-zero skips
+        the next command, so that shell could veto its re-exec and the restore, and stay in
+        charge of the next episode (a new exec costs ~70 ms more).
         """
         with self._lock:
             self._check_open()
-            self._spawn_shell(cleanup=True, restore=True, in_place=False)
+            self._spawn_shell(cleanup=True, restore=True)
             self.uses += 1
 
     def respawn_shell(self) -> None:
@@ -593,7 +558,7 @@ class DockerSandbox(Sandbox):
         """
         with self._lock:
             self._check_open()
-            self._spawn_shell(cleanup=True, in_place=False)
+            self._spawn_shell(cleanup=True)
 
     def alive(self) -> bool:
         state = self._container_state()

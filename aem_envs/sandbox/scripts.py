@@ -98,7 +98,6 @@ def bootstrap(
     git_restore: bool,
     death_token: str,
     grace: float = 1.0,
-    ulimits: str | None = None,
 ) -> str:
     """The script a fresh shell runs first; ends by printing ``\\n<token> READY <rc>``.
 
@@ -115,12 +114,6 @@ def bootstrap(
         KILLALL,
         WATCHDOG.replace("__AEM_GRACE_US", str(int(grace * 1e6))),
     ]
-    if ulimits is not None:
-        # In-place restart: only a pristine bash (no __aem_shell variable) may answer READY 0;
-        # if the old shell survived the exec it answers 6 and the host starts a new exec.
-        lines.insert(0, f"case \"${{__aem_shell-}}\" in ?*) printf '\\n%s READY 6\\n' {token}; exit 0;; esac")
-        # It also inherits hard limits the agent may have lowered: refuse (rc 5) likewise.
-        lines.append(f'[ "$(ulimit -Ha)" = {ansi_c_quote(ulimits.rstrip(chr(10)))} ] || {{ printf \'\\n%s READY 5\\n\' {token}; exit 0; }}')
     if cleanup:
         lines += [
             "cd /",
@@ -164,26 +157,6 @@ def bootstrap(
         f"printf '\\n%s READY %s\\n' {token[:8]}{token[8:]} \"$__aem_rc\"",
     ]
     return "\n".join(lines) + "\n"
-
-
-def reexec_line(env: list[str]) -> str:
-    """Make the live shell replace itself with a pristine bash (same exec, same stdin).
-
-    Every inherited descriptor above 2 is closed first (the agent's ``exec 5>file`` must not
-    survive), and ``env -i`` drops every variable the agent exported.
-    """
-    assigns = " ".join(ansi_c_quote(e) for e in env)
-    return (
-        # Functions can shadow builtins (`builtin() { :; }`); in POSIX mode special builtins
-        # such as `unset` win over functions, and POSIXLY_CORRECT is an assignment, which no
-        # function can intercept.
-        "POSIXLY_CORRECT=1; unset -f builtin exec eval set unset printf read kill cd command test '[' "
-        "shopt unalias env trap 2>/dev/null; unset POSIXLY_CORRECT; unalias -a 2>/dev/null; "
-        "{ exec 1>&9 2>&1; } 2>/dev/null; "  # undo an agent's `exec >file` (plain exec: `builtin exec` would make it temporary)
-        "{ for __aem_f in /proc/$$/fd/*; do __aem_f=${__aem_f##*/}; "
-        "[ \"$__aem_f\" -gt 2 ] && builtin eval \"exec $__aem_f>&-\"; done; } 2>/dev/null; "
-        f"builtin exec /usr/bin/env -i {assigns} /bin/bash --noprofile --norc\n"
-    )
 
 
 def ansi_c_quote(cmd: str) -> str:
