@@ -719,3 +719,46 @@ def test_shipped_example_task_file_validates_local():
 
     example = Path(__file__).resolve().parent.parent / "aem_envs/envs/coderepair/examples/tasks.yaml"
     assert main(["coderepair", "validate", str(example), "--sandbox", "local", "--json"]) == 0
+
+
+#: Left running by the agent: kills every process started after it (a new shell, `tar`).
+_KILLER = (
+    "nohup python3 -c \"import os, time\nme = str(os.getpid()); known = set(os.listdir('/proc'))\n"
+    "while True:\n    for p in set(os.listdir('/proc')) - known:\n        if p.isdigit() and p != me:\n"
+    "            try: os.kill(int(p), 9)\n            except OSError: pass\n    time.sleep(0.002)\n"
+    "\" >/dev/null 2>&1 & sleep 0.3"
+)
+
+
+@pytest.mark.docker
+@docker_only
+@pytest.mark.parametrize("then", ["submit", "exit"])
+def test_processes_that_block_the_sandbox_fail_the_task_not_the_infrastructure_docker(docker_env, then):
+    """Submitting (its work tree is read by a new `tar`) or exiting the shell (a new shell starts)
+    with such a process running was an infra error: the episode was dropped instead of scored."""
+    env = docker_env()
+    tid = _test_ids(1)[0]
+    env.reset(seed=0, options={"task_id": tid})
+    assert env.step(_tag(_KILLER))[4]["action_valid"]
+    obs, r, te, tr, info = env.step(_tag(then))
+    assert info["error_kind"] is None and te and r == 0.0 and not info["success"], (obs, info)
+    assert "A process you left running killed or stopped every new process" in obs
+    _, r, info = _play_oracle(env, tid)  # the next episode gets a working sandbox
+    assert r == 10.0 and info["success"]
+
+
+@pytest.mark.docker
+@docker_only
+def test_a_sandbox_the_daemon_cannot_serve_is_still_infrastructure_docker(docker_env, monkeypatch):
+    from aem_envs.sandbox import SandboxError
+    from aem_envs.sandbox.docker_sandbox import DockerSandbox
+
+    env = docker_env()
+    env.reset(seed=0, options={"task_id": _test_ids(1)[0]})
+
+    def overloaded(self, path):
+        raise SandboxError(f"reading {path} from sandbox {self.id} failed: the daemon may be overloaded")
+
+    monkeypatch.setattr(DockerSandbox, "get_archive", overloaded)
+    obs, r, te, tr, info = env.step(_tag("submit"))
+    assert info["error_kind"] == "infra" and r == 0.0, (obs, info)

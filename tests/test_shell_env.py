@@ -327,6 +327,33 @@ def test_grader_files_are_invisible_before_submit():
 
 @pytest.mark.docker
 @docker_only
+def test_a_shell_the_daemon_does_not_start_is_infrastructure_not_the_agent(monkeypatch):
+    # The same failure as above (no new shell in a running container), but nothing the agent
+    # left is running: a daemon fault, which must stay an infra error (dropped, never scored).
+    from aem_envs.sandbox import SandboxError
+    from aem_envs.sandbox.docker_sandbox import DockerSandbox
+
+    env = aem_envs.make("aem/Shell-v0", split="test")
+    try:
+        env.reset(seed=0, options={"task_id": _family_ids()["count_ext"]})
+        env.step("<action>sleep 60 &</action>")
+        assert any("sleep 60" in p for p in env._sb.leftover_processes())
+        env.step("<action>kill %1; wait</action>")
+        assert env._sb.leftover_processes() == []  # the agent's own shell is the one started last
+
+        def overloaded(self, cleanup, restore=False):
+            raise SandboxError(f"sandbox {self.id}: the shell did not start within 60 s; the daemon may be overloaded")
+
+        monkeypatch.setattr(DockerSandbox, "_spawn_shell", overloaded)
+        _, r, te, tr, info = env.step("<action>submit</action>")
+        assert info["error_kind"] == "infra" and r == 0.0, info
+    finally:
+        monkeypatch.undo()
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
 def test_container_loss_is_an_infra_error_and_the_env_recovers():
     env = aem_envs.make("aem/Shell-v0", split="test")
     try:

@@ -71,6 +71,11 @@ class Sandbox(ABC):
     def close(self) -> None:
         """Release everything. Idempotent."""
 
+    def blocked_by_agent(self) -> bool:
+        """Whether a shell that failed to start was stopped by processes the agent left running
+        (its doing, to be scored) rather than by the infrastructure. False when it cannot tell."""
+        return False
+
     def write_file(self, path: str, content: str | bytes, mode: int = 0o644) -> None:
         """Create or replace the file ``path`` (absolute, or relative to :attr:`workdir`)."""
         data = content.encode() if isinstance(content, str) else content

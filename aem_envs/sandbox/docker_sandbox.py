@@ -118,6 +118,7 @@ class DockerSandbox(Sandbox):
         self._lock = threading.RLock()
         self._closed = False
         self._shell: _ExecStream | None = None
+        self._starting: str | None = None  # exec id of the shell started last (see leftover_processes)
         self._carry = b""
         self._seq = 0
         self._snapshot: bytes | None = None  # tar of the work tree ``reset`` restores
@@ -247,6 +248,7 @@ class DockerSandbox(Sandbox):
         wait_s = 60.0
         try:
             stream = self._open_exec(["bash", "--noprofile", "--norc"], stdin=True)
+            self._starting = stream.exec_id
             if payload is not None:
                 pre, post = script.split("__AEM_PAYLOAD__\n")
                 stream.send(pre.encode())
@@ -563,6 +565,31 @@ class DockerSandbox(Sandbox):
     def alive(self) -> bool:
         state = self._container_state()
         return bool(state and state.get("Running"))
+
+    def blocked_by_agent(self) -> bool:
+        try:
+            return self.alive() and bool(self.leftover_processes())
+        except Exception:  # the daemon does not answer: infrastructure
+            return False
+
+    def leftover_processes(self) -> list[str]:
+        """Command lines of the agent uid's processes other than the shell started last (and its
+        own forks, the watchdog): what the agent left running.
+
+        Tells a shell that could not start because the agent's own processes kill or stop every
+        new one (the agent's doing) from a daemon that did not start it (infrastructure). Read
+        through ``docker top`` (the host's ``ps``), so nothing in the container can fake it.
+        """
+        ours: set[str] = set()
+        if self._starting is not None:
+            try:
+                ours.add(str(self._api.exec_inspect(self._starting).get("Pid") or ""))
+            except Exception:
+                pass
+        top = self.container.top(ps_args="-eo pid,ppid,uid,args")
+        shell = "bash --noprofile --norc"
+        return [args for pid, ppid, uid, args in top.get("Processes") or []
+                if uid != "0" and pid not in ours and not (ppid in ours and args == shell)]
 
     def _check_open(self) -> None:
         if self._closed:

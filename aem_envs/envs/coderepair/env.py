@@ -268,6 +268,31 @@ class CodeRepairEnv(TextEnv):
         )
 
     def _act(self, action: str) -> Outcome:
+        from aem_envs.sandbox.errors import SandboxError
+
+        try:
+            return self._act_in_sandbox(action)
+        except SandboxError as e:
+            if self._sb is None or not self._sb.blocked_by_agent():
+                raise  # the daemon or the container: infrastructure
+            return self._blocked(e)
+
+    def _blocked(self, error: Exception) -> Outcome:
+        """End the episode as not solved: processes the agent left running kill or stop every new
+        shell or ``tar`` in its sandbox, so its work tree cannot even be read. As an infra error
+        the episode would be dropped instead of scored, and a policy could have any failing
+        episode excluded from training and evaluation. The sandbox is closed (the next reset
+        would stall on it too)."""
+        self._graded = True
+        sb, self._sb, self._sb_image = self._sb, None, None
+        if sb is not None:
+            sb.close()
+        return Outcome(
+            f"A process you left running killed or stopped every new process ({error}). The episode "
+            "is over; the task counts as not solved.", reward=0.0, done=True, success=False,
+        )
+
+    def _act_in_sandbox(self, action: str) -> Outcome:
         assert self._task is not None and self._sb is not None
         a = act.parse(action)
         if self._oracle_stage < 3 and action == self._oracle_plan()[self._oracle_stage]:
@@ -318,8 +343,15 @@ class CodeRepairEnv(TextEnv):
         # The turn limit grades the work tree as if the agent had submitted; the graded task has
         # ended, so the step is terminated as well as truncated (core.TextEnv's contract).
         if truncated and not terminated and not self._graded and info["error_kind"] != "infra":
+            from aem_envs.sandbox.errors import SandboxError
+
             try:
-                out = self._submit("Turn limit reached; your work was submitted.")
+                try:
+                    out = self._submit("Turn limit reached; your work was submitted.")
+                except SandboxError as e:
+                    if self._sb is None or not self._sb.blocked_by_agent():
+                        raise
+                    out = self._blocked(e)
             except Exception as e:  # an infra failure while grading: report it, never crash
                 info["error_kind"] = "infra"
                 obs = self._clip(f"{obs}\n[infrastructure error while grading] {e}")

@@ -209,8 +209,8 @@ class ShellEnv(TextEnv):
         try:
             res = self._sb.run(action, timeout=self.command_timeout)
         except SandboxError as e:
-            if not self._container_alive():
-                raise  # the container or the daemon is gone: infrastructure
+            if not self._agents_doing():
+                raise  # not the agent's processes (the daemon, the container): infrastructure
             return self._broken(f"{e}", "the shell could not be restarted")
         self._last_output = res.output
         if action.strip() == self._task.gold:
@@ -230,8 +230,8 @@ class ShellEnv(TextEnv):
         try:
             sb.respawn_shell()
         except SandboxError as e:
-            if not self._container_alive():
-                raise  # the container or the daemon is gone: infrastructure
+            if not self._agents_doing():
+                raise  # not the agent's processes (the daemon, the container): infrastructure
             return self._broken(f"{e}", "Submitted. The task could not be graded")
         agent_tree, unsafe = None, ""
         if task.check == "state":
@@ -260,9 +260,8 @@ class ShellEnv(TextEnv):
         reward = self.partial_credit * sim * self.success_reward
         return Outcome("Submitted. The task is not solved.", reward=reward, done=True, success=False)
 
-    def _container_alive(self) -> bool:
-        alive = getattr(self._sb, "alive", None)
-        return alive is not None and alive()
+    def _agents_doing(self) -> bool:
+        return self._sb is not None and self._sb.blocked_by_agent()
 
     def _broken(self, error: str, head: str) -> Outcome:
         """End the episode as not solved: no new shell starts in a container that still runs.
