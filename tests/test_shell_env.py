@@ -130,6 +130,13 @@ def test_manifest_compares_archives_by_members():
     assert manifest_similarity(ma, mb)[0]
     eq, sim, diff = manifest_similarity(ma, mc)
     assert not eq and diff == ["logs_backup.tar.gz"] and 0 < sim < 1
+    # Counted over what the task or the agent changed: doing nothing (agent == start) earns 0.
+    start = dict(mc)
+    start.pop("logs_backup.tar.gz")
+    assert manifest_similarity(start, mc, start)[1] == 0.0 and manifest_similarity(mc, mc, start)[:2] == (True, 1.0)
+    # an entry both deleted counts as matched, though neither tree lists it
+    half = {k: v for k, v in start.items() if k != "x"}
+    assert manifest_similarity(half, {k: v for k, v in mc.items() if k != "x"}, start)[1] == 0.5
 
 
 def test_bad_arguments():
@@ -184,10 +191,11 @@ def test_submit_with_nothing_done_scores_zero_and_partial_credit():
             env.reset(seed=0, options={"task_id": fam[name]})
             _, r, te, tr, info = env.step("<action>submit</action>")
             assert r == 0.0 and te and not info["success"], (name, env.last_grade)
-        state_tid = fam["delete_pattern"]  # the untouched tree shares most entries with the gold
-        env_pc.reset(seed=0, options={"task_id": state_tid})
+        # Partial credit counts only what the task changes: the untouched tree, which shares
+        # most entries with the gold one, earns nothing either.
+        env_pc.reset(seed=0, options={"task_id": fam["delete_pattern"]})
         _, r, *_ = env_pc.step("<action>submit</action>")
-        assert 0.0 < r < 5.0
+        assert r == 0.0 and env_pc.last_grade["similarity"] == 0.0
     finally:
         env.close()
         env_pc.close()
@@ -349,6 +357,26 @@ def test_a_shell_the_daemon_does_not_start_is_infrastructure_not_the_agent(monke
         assert info["error_kind"] == "infra" and r == 0.0, info
     finally:
         monkeypatch.undo()
+        env.close()
+
+
+@pytest.mark.docker
+@docker_only
+def test_partial_credit_counts_only_what_the_task_changes():
+    # Over the whole tree, the files a task leaves alone earned an idle agent 0.88 of full credit.
+    env = aem_envs.make("aem/Shell-v0", split="test", partial_credit=1.0)
+    try:
+        env.reset(seed=0, options={"task_id": _family_ids()["delete_pattern"]})
+        ext = env._task.gold.split("'*.")[1].split("'")[0]
+        assert env.step("<action>submit</action>")[1] == 0.0
+        env.reset(seed=0, options={"task_id": _family_ids()["delete_pattern"]})
+        # delete one of the matching files: partial credit, between nothing and all
+        o, *_ = env.step(f"<action>find . -type f -name '*.{ext}' | sort | head -n 1 | xargs rm</action>")
+        _, r, te, *_ = env.step("<action>submit</action>")
+        assert te and 0.0 < r < 10.0 and env.last_grade["similarity"] == r / 10.0, env.last_grade
+        _, info, r = _play_oracle(env, _family_ids()["delete_pattern"])
+        assert info["success"] and r == 10.0
+    finally:
         env.close()
 
 

@@ -10,7 +10,9 @@ command runs there in a fresh shell. Answer tasks compare the submitted answer w
 output; state tasks compare the agent's work tree with the gold one (see
 :mod:`aem_envs.envs.shell.grading`). The gold command and expected results never enter the
 container before the submit. Reward ``success_reward`` (10) on success, otherwise
-``partial_credit * similarity * success_reward`` (``partial_credit`` defaults to 0).
+``partial_credit * similarity * success_reward`` (``partial_credit`` defaults to 0; for state
+tasks the similarity counts only the entries the task or the agent changed, so doing nothing
+earns nothing).
 
 Sandboxes come from a process-wide :class:`~aem_envs.sandbox.pool.SandboxPool`: a new task
 takes a fresh warm container, a repeated task reuses its own container after a reset.
@@ -241,6 +243,7 @@ class ShellEnv(TextEnv):
                 unsafe = str(e)
         gdir = f"{sb.scratch}/.aem-grade-{secrets.token_hex(6)}"
         sb.put_archive(gdir, self._tar)
+        start_tree = grading.manifest(sb.get_archive(gdir)) if task.check == "state" else None
         res = sb.run(f"cd {gdir} && ( {task.gold}\n)", timeout=max(60.0, self.command_timeout))
         if res.timed_out or res.shell_restarted:
             raise InfraError(f"the gold command of {task.task_id} did not finish; the grader is broken, report it")
@@ -252,7 +255,7 @@ class ShellEnv(TextEnv):
             if agent_tree is None:
                 ok, sim, diff = False, 0.0, [f"work tree refused: {unsafe}"]
             else:
-                ok, sim, diff = grading.manifest_similarity(agent_tree, gold_tree)
+                ok, sim, diff = grading.manifest_similarity(agent_tree, gold_tree, start_tree)
             self.last_grade = {"check": "state", "differences": diff}
         self.last_grade.update({"success": ok, "similarity": sim, "family": task.family})
         if ok:

@@ -91,9 +91,19 @@ def manifest(tar_bytes: bytes) -> Manifest:
     return out
 
 
-def manifest_similarity(agent: Manifest, gold: Manifest) -> tuple[bool, float, list[str]]:
-    """(equal, Jaccard similarity of entries, up to 5 differing paths)."""
+def manifest_similarity(
+    agent: Manifest, gold: Manifest, start: Manifest | None = None
+) -> tuple[bool, float, list[str]]:
+    """(equal, similarity in [0, 1], up to 5 differing paths).
+
+    The similarity is the share of entries where the agent's tree matches the gold one, counted
+    over the entries that the task or the agent changed from ``start`` (over every entry when
+    ``start`` is None). Over every entry, the files a task leaves alone dominate: doing nothing
+    scored 0.88 of full credit on the state tasks.
+    """
     keys = set(agent) | set(gold)
-    same = [k for k in keys if agent.get(k) == gold.get(k)]
     diff = sorted(k for k in keys if agent.get(k) != gold.get(k))
+    if start is not None:  # with the entries both deleted, which neither tree lists
+        keys = {k for k in keys | set(start) if gold.get(k) != start.get(k) or agent.get(k) != start.get(k)}
+    same = [k for k in keys if agent.get(k) == gold.get(k)]
     return not diff, (len(same) / len(keys)) if keys else 1.0, diff[:5]
