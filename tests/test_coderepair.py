@@ -478,6 +478,7 @@ def test_cheating_gains_nothing_local():
         ["create tests/conftest.py\nimport pytest\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
          "    out = yield\n    out.get_result().outcome = 'passed'"],
         ["create pytest.ini\n[pytest]\naddopts = -p no:python"],
+        ["create .pytest.ini\n[pytest]\naddopts = -p no:python"],  # read before pytest.ini (pytest >= 8.1)
         ["printf 'import os\\nos._exit(0)\\n' >> conftest.py"],
     ]
     try:

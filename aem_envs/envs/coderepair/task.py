@@ -53,7 +53,7 @@ DEFAULT_TEST_COMMAND = "python3 -m pytest -q -p no:cacheprovider"
 #: Files the agent's diff may not change: tests, pytest configuration and import hooks.
 DEFAULT_PROTECTED: tuple[str, ...] = (
     "tests/*", "test/*", "*/tests/*", "test_*.py", "*/test_*.py", "*_test.py", "conftest.py",
-    "*/conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "*.pth",
+    "*/conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", "*.pth",
     "sitecustomize.py", "*/sitecustomize.py", "usercustomize.py", "*/usercustomize.py",
     # Installed-distribution metadata on sys.path could register pytest plugins.
     "*.dist-info/*", "*.egg-info/*",
