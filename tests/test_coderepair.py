@@ -183,7 +183,7 @@ def test_grade_reward_rules():
 
 
 def test_check_test_is_a_new_failing_test_next_to_a_target(tmp_path):
-    from aem_envs.envs.coderepair.grader import add_check_test, parse_report
+    from aem_envs.envs.coderepair.grader import add_grading_tests, parse_report
     from aem_envs.sandbox import LocalSandbox
 
     with LocalSandbox(warn=False) as sb:
@@ -192,14 +192,21 @@ def test_check_test_is_a_new_failing_test_next_to_a_target(tmp_path):
                                          "def test_one():\n    assert False\n")
         names = set()
         for _ in range(3):
-            check = add_check_test(sb, ["tests/test_a.py::test_one", "README.rst::README.rst", "tests/gone.py::t"])
+            check, sentinels = add_grading_tests(sb, ["tests/test_a.py::test_one", "README.rst::README.rst", "tests/gone.py::t"])
+            assert sentinels == []  # test_one has no `assert A == B`
             assert check is not None and check.startswith("tests/test_") and "test_a.py" not in check
             names.add(check)
             r = sb.run(f"python -m pytest -p no:cacheprovider -rA tests/test_a.py::test_one {check}")
             assert parse_report(r.output) == {check: "FAILED", "tests/test_a.py::test_one": "XFAIL"}, r.output
         assert len(names) == 3  # new random names every run
         assert sb.read_file("tests/test_a.py").decode().endswith("assert False\n")  # untouched
-        assert add_check_test(sb, ["doc.rst::x", "tests/missing.py::t"]) is None
+        assert add_grading_tests(sb, ["doc.rst::x", "tests/missing.py::t"]) == (None, [])
+        # a test module at the root of the work tree is read (and copied) as well
+        sb.write_file("test_top.py", "def test_t():\n    assert len('ab') == 2\n")
+        check, sentinels = add_grading_tests(sb, ["test_top.py::test_t"])
+        assert check.count("/") == 0 and len(sentinels) == 1 and sentinels[0].count("/") == 0
+        r = sb.run(f"python -m pytest -p no:cacheprovider -rA {check} {sentinels[0]} test_top.py::test_t")
+        assert parse_report(r.output) == {check: "FAILED", sentinels[0]: "FAILED", "test_top.py::test_t": "PASSED"}
 
 
 _SENTINEL_TESTS = """from unittest.mock import ANY
@@ -248,7 +255,7 @@ _ALWAYS_EQUAL = ("class _Any:\n    def __eq__(self, o):\n        return True\n  
 
 @pytest.mark.parametrize("impl", ["honest", "always_equal"])
 def test_sentinel_copies_fail_for_honest_values_and_pass_for_values_equal_to_anything(impl):
-    from aem_envs.envs.coderepair.grader import add_sentinel_tests, parse_report
+    from aem_envs.envs.coderepair.grader import add_grading_tests, parse_report
     from aem_envs.sandbox import LocalSandbox
 
     targets = [f"tests/test_shapes.py::{t}" for t in
@@ -257,7 +264,8 @@ def test_sentinel_copies_fail_for_honest_values_and_pass_for_values_equal_to_any
         sb.write_file("conftest.py", "")
         sb.write_file("shapes.py", _HONEST if impl == "honest" else _ALWAYS_EQUAL)
         sb.write_file("tests/test_shapes.py", _SENTINEL_TESTS)
-        ids = add_sentinel_tests(sb, targets)
+        check, ids = add_grading_tests(sb, targets)
+        assert check is not None and check.startswith("tests/test_")
         assert len(ids) == 3 and all(i.startswith("tests/test_") and "test_shapes" not in i for i in ids)
         r = sb.run("python -m pytest -p no:cacheprovider -rA " + " ".join(targets + ids))
         report = parse_report(r.output)
@@ -266,7 +274,7 @@ def test_sentinel_copies_fail_for_honest_values_and_pass_for_values_equal_to_any
         assert [report[i] for i in ids] == [want] * 3, r.output
         # a module-level pytestmark would reach the copies: no copy then
         sb.write_file("tests/test_shapes.py", "pytestmark = []\n" + _SENTINEL_TESTS)
-        assert add_sentinel_tests(sb, targets) == []
+        assert add_grading_tests(sb, targets)[1] == []
 
 
 #: Code added to the module under test that makes every test pass without fixing anything.

@@ -15,13 +15,13 @@ after ``test_patch`` (where the agent's diff cannot reach) under random names, a
 after the targets. If one of them does not fail while a target passed, the run was tampered
 with: :attr:`GradeResult.tampered` says how, every target counts as failed and the reward is 0.
 
-- The *check test* (:func:`add_check_test`), ``assert 1 == 2`` in a new file, catches code that
+- The *check test* (:func:`check_test`), ``assert 1 == 2`` in a new file, catches code that
   makes every test pass: three lines in the module under test
   (``_pytest.python.Function.runtest = lambda self: None``), or ``PASSED`` lines written past
   pytest's capture, earned full reward before it. It must be reported ``FAILED``, so a run must
   get to its last test: one that times out, or stops early (``-x`` in a task's ``addopts``),
   after some targets passed earns nothing either, not partial credit.
-- The *sentinel tests* (:func:`add_sentinel_tests`), copies of the targets that look for
+- The *sentinel tests* (:func:`sentinel_tests`), copies of the targets that look for
   results equal to anything, catch code returning objects whose ``__eq__`` is always True (3 of
   20 test tasks were resolved that way before them).
 
@@ -37,7 +37,6 @@ from __future__ import annotations
 import posixpath
 import re
 import secrets
-import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,7 +99,7 @@ class GradeResult:
     #: pytest's word for the check test ("FAILED" when all is well; "missing" if not reported);
     #: None when no check test could be added.
     check_outcome: str | None = None
-    #: sentinel test (:func:`add_sentinel_tests`) -> pytest's word for it
+    #: sentinel test (:func:`sentinel_tests`) -> pytest's word for it
     sentinels: dict[str, str] = field(default_factory=dict)
     #: target test -> pytest's word for it ("missing" if not reported)
     reported: dict[str, str] = field(default_factory=dict)
@@ -191,8 +190,7 @@ def grade(
                 raise RuntimeError(f"task {task.instance_id}: test_patch does not apply: {r.output.strip()[:200]}")
         if task.setup_command:
             sb.run(f"cd {wd} && {task.setup_command}", timeout=timeout)
-        sentinels = add_sentinel_tests(sb, targets)
-        check = add_check_test(sb, targets)
+        check, sentinels = add_grading_tests(sb, targets)
         # last: a `-x` in the task's addopts stops before them
         run = targets + sentinels + ([check] if check else [])
         r = sb.run(f"cd {wd} && COLUMNS=200 {task.test_invocation(run)}", timeout=timeout)
@@ -222,66 +220,103 @@ def grade(
             dispose(sb)
 
 
-def add_check_test(sb: Sandbox, targets: list[str]) -> str | None:
-    """Write a test that must fail next to a random target's test file; its node id.
+def add_grading_tests(sb: Sandbox, targets: list[str]) -> tuple[str | None, list[str]]:
+    """Write grading's own tests into the work tree (one archive); (check id, sentinel ids).
+
+    Reads each target test module once; :func:`check_test` and :func:`sentinel_tests` say what
+    is written. No check test when no target lives in a Python file of the work tree.
+    """
+    sources = _read_sources(sb, [p for p in dict.fromkeys(t.split("::", 1)[0] for t in targets) if p.endswith(".py")])
+    files, sentinels = sentinel_tests(sources, targets)
+    check = check_test(sources)
+    if check is not None:
+        files[check[0]] = check[1]
+    if files:
+        sb.put_archive(sb.workdir, tar_of({p: text.encode() for p, text in files.items()}))
+    return (f"{check[0]}::{check[2]}" if check else None), sentinels
+
+
+def _read_sources(sb: Sandbox, paths: list[str]) -> dict[str, str]:
+    """The text of each of ``paths`` (relative to the work tree) that is a readable file; one
+    archive per directory (each read is a container exec, ~50 ms)."""
+    import io
+    import tarfile
+
+    from aem_envs.sandbox.errors import UnsafeArchive
+
+    out: dict[str, str] = {}
+    by_dir: dict[str, set[str]] = {}
+    for path in paths:
+        by_dir.setdefault(posixpath.dirname(path), set()).add(path)
+    for d, wanted in by_dir.items():
+        try:
+            data = sb.get_archive(d or ".")
+        except (FileNotFoundError, UnsafeArchive):
+            continue
+        # members are named from the directory's own name: tests/x.py for "tests"
+        parent = posixpath.dirname(d)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            for m in tf.getmembers():
+                rel = posixpath.normpath(posixpath.join(parent, m.name)) if d else posixpath.normpath(m.name.split("/", 1)[-1])
+                if rel in wanted and m.isfile() and (f := tf.extractfile(m)) is not None:
+                    try:
+                        out[rel] = f.read().decode()
+                    except UnicodeDecodeError:
+                        pass
+    return out
+
+
+def check_test(sources: dict[str, str]) -> tuple[str, str, str] | None:
+    """A test that must fail, in a new file next to a random target module: (path, text, name).
 
     A file of its own (not an edit of the target's file) so module-level marks there
     (``pytestmark = pytest.mark.xfail``) cannot apply to it; the same directory, so it shares
     the targets' conftest files and leaves pytest's rootdir (and so every node id) unchanged.
     File name, test name and the assertion's numbers are random per run, so no submission can
-    know them in advance; names start with ``test`` as pytest's defaults collect. None when no
-    target lives in a Python file present in the work tree.
+    know them in advance; names start with ``test`` as pytest's defaults collect.
     """
-    files = list(dict.fromkeys(t.split("::", 1)[0] for t in targets if t.split("::", 1)[0].endswith(".py")))
-    if not files:
+    if not sources:
         return None
-    quoted = " ".join(shlex.quote(f) for f in files)
-    r = sb.run(f"cd {shlex.quote(sb.workdir)} && for f in {quoted}; do [ -f \"$f\" ] && printf '%s\\n' \"$f\"; done",
-               timeout=30)
-    present = [f for f in r.output.splitlines() if f in files]
-    if not present:
-        return None
-    rng = secrets.SystemRandom()
-    path = posixpath.join(posixpath.dirname(rng.choice(present)), f"test_{secrets.token_hex(6)}.py")
+    path = posixpath.join(posixpath.dirname(secrets.SystemRandom().choice(sorted(sources))),
+                          f"test_{secrets.token_hex(6)}.py")
     name = f"test_{secrets.token_hex(6)}"
     a = secrets.randbelow(10**9)
-    sb.write_file(path, f"def {name}():\n    assert {a} == {a + 1 + secrets.randbelow(10**6)}\n")
-    return f"{path}::{name}"
+    return path, f"def {name}():\n    assert {a} == {a + 1 + secrets.randbelow(10**6)}\n", name
 
 
-def add_sentinel_tests(sb: Sandbox, targets: list[str]) -> list[str]:
-    """Write copies of the target tests that look for results equal to anything; their node ids.
+def sentinel_tests(sources: dict[str, str], targets: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Copies of the target tests that look for results equal to anything: ({path: text}, ids).
 
     Catches code that returns objects whose ``__eq__`` is always True, which pass ``assert
     f(x) == [1, 2]`` without computing anything (3 of 20 test tasks resolved that way before
-    this check) and which :func:`add_check_test`'s test never meets. Per test module, the copy
+    this check) and which :func:`check_test`'s test never meets. Per test module, the copy
     is the module verbatim plus each target test function under a random name, in which every
     top-level ``assert A == B`` only records whether ``A == m(A)`` or ``B == m(B)``, ``m(v)``
     being ``v`` with every leaf changed (see :data:`_SENTINEL_HELPERS`), and which ends by
     asserting that some record was True. An honest value never equals its changed copy, so the
-    copy fails (or errors); results that equal anything make it pass. A target qualifies when it is a top-level, undecorated function with such an
-    assert and no ``return`` or ``yield`` (the copy must reach its end), in a module without a
-    module-level ``pytestmark``.
+    copy fails (or errors); results that equal anything make it pass. A target qualifies when
+    it is a top-level, undecorated function with such an assert and no ``return`` or ``yield``
+    (the copy must reach its end), in a module without a module-level ``pytestmark``.
     """
     by_module: dict[str, list[str]] = {}
     for t in dict.fromkeys(targets):
-        if t.count("::") == 1 and "[" not in t and t.split("::")[0].endswith(".py"):
+        if t.count("::") == 1 and "[" not in t and t.split("::")[0] in sources:
             path, func = t.split("::")
             by_module.setdefault(path, []).append(func)
+    files: dict[str, str] = {}
     ids: list[str] = []
     for path, funcs in by_module.items():
         try:
-            source = sb.read_file(path).decode()
-            copy = _sentinel_module(source, funcs)
-        except (FileNotFoundError, UnicodeDecodeError, SyntaxError, ValueError):
+            copy = _sentinel_module(sources[path], funcs)
+        except (SyntaxError, ValueError):
             continue
         if copy is None:
             continue
         text, names = copy
         new_path = posixpath.join(posixpath.dirname(path), f"test_{secrets.token_hex(6)}.py")
-        sb.write_file(new_path, text)
+        files[new_path] = text
         ids += [f"{new_path}::{n}" for n in names]
-    return ids
+    return files, ids
 
 
 #: What a sentinel copy calls for each ``assert A == B`` (``{name}``, ``{k}``, ``{tag}`` random
@@ -313,7 +348,7 @@ def {name}(a, b, ca, cb):
 
 
 def _sentinel_module(source: str, funcs: list[str]) -> tuple[str, list[str]] | None:
-    """``source`` plus the sentinel copies of ``funcs`` (:func:`add_sentinel_tests`), or None."""
+    """``source`` plus the sentinel copies of ``funcs`` (:func:`sentinel_tests`), or None."""
     import ast
 
     tree = ast.parse(source)

@@ -3,8 +3,8 @@
 For each task, in fresh sandboxes: (1) with no patch, every FAIL_TO_PASS test fails and every
 PASS_TO_PASS test passes; (2) with the gold ``patch`` (graded exactly as an agent's submission
 would be, protected files dropped), every FAIL_TO_PASS and PASS_TO_PASS test passes. Both runs
-also need grading's own tests (:func:`~aem_envs.envs.coderepair.grader.add_check_test`,
-:func:`~aem_envs.envs.coderepair.grader.add_sentinel_tests`) to be collected and to fail, or
+also need grading's own tests (:func:`~aem_envs.envs.coderepair.grader.check_test`,
+:func:`~aem_envs.envs.coderepair.grader.sentinel_tests`) to be collected and to fail, or
 every grade of the task would count as tampered with.
 """
 
