@@ -31,6 +31,8 @@ from aem_envs.sandbox.errors import ImageMissing, SandboxError, SandboxLost, Uns
 
 #: Extra seconds the watchdog gives a shell whose command was killed (see scripts.WATCHDOG).
 WATCHDOG_GRACE = 1.0
+#: The agent's shell; :meth:`DockerSandbox.leftover_processes` knows its forks by this command line.
+SHELL_CMD = ["bash", "--noprofile", "--norc"]
 
 
 class _ExecStream:
@@ -247,7 +249,7 @@ class DockerSandbox(Sandbox):
         )
         wait_s = 60.0
         try:
-            stream = self._open_exec(["bash", "--noprofile", "--norc"], stdin=True)
+            stream = self._open_exec(SHELL_CMD, stdin=True)
             self._starting = stream.exec_id
             if payload is not None:
                 pre, post = script.split("__AEM_PAYLOAD__\n")
@@ -587,7 +589,7 @@ class DockerSandbox(Sandbox):
             except Exception:
                 pass
         top = self.container.top(ps_args="-eo pid,ppid,uid,args")
-        shell = "bash --noprofile --norc"
+        shell = " ".join(SHELL_CMD)
         return [args for pid, ppid, uid, args in top.get("Processes") or []
                 if uid != "0" and pid not in ours and not (ppid in ours and args == shell)]
 

@@ -17,8 +17,9 @@ from the pool instead of being started on ``submit``, and closed in the backgrou
 
 Reward: ``max_reward`` (10) when every FAIL_TO_PASS and PASS_TO_PASS test passes, else 0; with
 ``partial_credit=True``, ``max_reward`` times the fraction of FAIL_TO_PASS tests passing while
-all PASS_TO_PASS tests still pass. A grading run whose check test (one that must fail, see
-:mod:`~aem_envs.envs.coderepair.grader`) was reported otherwise counts as tampered with: reward 0.
+all PASS_TO_PASS tests still pass. A grading run in which one of grading's own tests (tests
+that must fail, see :mod:`~aem_envs.envs.coderepair.grader`) did not fail counts as tampered
+with: reward 0.
 The step that grades adds ``info["grade"]``: ``fail_to_pass`` and ``pass_to_pass`` as [passed,
 total] and ``tampered`` (why, or None).
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 import shlex
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,10 +269,14 @@ class CodeRepairEnv(TextEnv):
         )
 
     def _act(self, action: str) -> Outcome:
+        return self._unless_blocked(lambda: self._act_in_sandbox(action))
+
+    def _unless_blocked(self, act_: Callable[[], Outcome]) -> Outcome:
+        """``act_()``, or :meth:`_blocked` when its sandbox failure is the agent's doing."""
         from aem_envs.sandbox.errors import SandboxError
 
         try:
-            return self._act_in_sandbox(action)
+            return act_()
         except SandboxError as e:
             if self._sb is None or not self._sb.blocked_by_agent():
                 raise  # the daemon or the container: infrastructure
@@ -343,15 +348,8 @@ class CodeRepairEnv(TextEnv):
         # The turn limit grades the work tree as if the agent had submitted; the graded task has
         # ended, so the step is terminated as well as truncated (core.TextEnv's contract).
         if truncated and not terminated and not self._graded and info["error_kind"] != "infra":
-            from aem_envs.sandbox.errors import SandboxError
-
             try:
-                try:
-                    out = self._submit("Turn limit reached; your work was submitted.")
-                except SandboxError as e:
-                    if self._sb is None or not self._sb.blocked_by_agent():
-                        raise
-                    out = self._blocked(e)
+                out = self._unless_blocked(lambda: self._submit("Turn limit reached; your work was submitted."))
             except Exception as e:  # an infra failure while grading: report it, never crash
                 info["error_kind"] = "infra"
                 obs = self._clip(f"{obs}\n[infrastructure error while grading] {e}")

@@ -34,6 +34,7 @@ trajectories of high reward with that in mind.
 
 from __future__ import annotations
 
+import ast
 import posixpath
 import re
 import secrets
@@ -42,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aem_envs.envs.coderepair.patches import filter_patch
-from aem_envs.envs.coderepair.task import Task
+from aem_envs.envs.coderepair.task import Task, _tar_files
 from aem_envs.sandbox import Sandbox, tar_of
 
 _REPORT = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)", re.M)
@@ -94,7 +95,7 @@ class GradeResult:
     pass_to_pass: list[str]
     dropped_paths: list[str] = field(default_factory=list)
     apply_error: str | None = None
-    #: Why the run cannot be trusted (the check test was not reported FAILED), else None.
+    #: Why the run cannot be trusted (one of grading's own tests did not fail), else None.
     tampered: str | None = None
     #: pytest's word for the check test ("FAILED" when all is well; "missing" if not reported);
     #: None when no check test could be added.
@@ -239,9 +240,6 @@ def add_grading_tests(sb: Sandbox, targets: list[str]) -> tuple[str | None, list
 def _read_sources(sb: Sandbox, paths: list[str]) -> dict[str, str]:
     """The text of each of ``paths`` (relative to the work tree) that is a readable file; one
     archive per directory (each read is a container exec, ~50 ms)."""
-    import io
-    import tarfile
-
     from aem_envs.sandbox.errors import UnsafeArchive
 
     out: dict[str, str] = {}
@@ -250,19 +248,15 @@ def _read_sources(sb: Sandbox, paths: list[str]) -> dict[str, str]:
         by_dir.setdefault(posixpath.dirname(path), set()).add(path)
     for d, wanted in by_dir.items():
         try:
-            data = sb.get_archive(d or ".")
+            files = _tar_files(sb.get_archive(d or "."))  # named relative to d
         except (FileNotFoundError, UnsafeArchive):
             continue
-        # members are named from the directory's own name: tests/x.py for "tests"
-        parent = posixpath.dirname(d)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-            for m in tf.getmembers():
-                rel = posixpath.normpath(posixpath.join(parent, m.name)) if d else posixpath.normpath(m.name.split("/", 1)[-1])
-                if rel in wanted and m.isfile() and (f := tf.extractfile(m)) is not None:
-                    try:
-                        out[rel] = f.read().decode()
-                    except UnicodeDecodeError:
-                        pass
+        for name, data in files.items():
+            if (rel := posixpath.join(d, name)) in wanted:
+                try:
+                    out[rel] = data.decode()
+                except UnicodeDecodeError:
+                    pass
     return out
 
 
@@ -349,8 +343,6 @@ def {name}(a, b, ca, cb):
 
 def _sentinel_module(source: str, funcs: list[str]) -> tuple[str, list[str]] | None:
     """``source`` plus the sentinel copies of ``funcs`` (:func:`sentinel_tests`), or None."""
-    import ast
-
     tree = ast.parse(source)
     if any(isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in n.targets)
            for n in tree.body):
@@ -389,8 +381,6 @@ def _sentinel_module(source: str, funcs: list[str]) -> tuple[str, list[str]] | N
 
 def _names_any(expr) -> bool:
     """Whether ``expr`` mentions a name or attribute ``ANY`` (``unittest.mock.ANY``)."""
-    import ast
-
     return any((isinstance(n, ast.Name) and n.id == "ANY") or (isinstance(n, ast.Attribute) and n.attr == "ANY")
                for n in ast.walk(expr))
 

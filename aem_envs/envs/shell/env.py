@@ -211,9 +211,7 @@ class ShellEnv(TextEnv):
         try:
             res = self._sb.run(action, timeout=self.command_timeout)
         except SandboxError as e:
-            if not self._agents_doing():
-                raise  # not the agent's processes (the daemon, the container): infrastructure
-            return self._broken(f"{e}", "the shell could not be restarted")
+            return self._broken(e, "the shell could not be restarted")
         self._last_output = res.output
         if action.strip() == self._task.gold:
             self._gold_ran = True
@@ -232,9 +230,7 @@ class ShellEnv(TextEnv):
         try:
             sb.respawn_shell()
         except SandboxError as e:
-            if not self._agents_doing():
-                raise  # not the agent's processes (the daemon, the container): infrastructure
-            return self._broken(f"{e}", "Submitted. The task could not be graded")
+            return self._broken(e, "Submitted. The task could not be graded")
         agent_tree, unsafe = None, ""
         if task.check == "state":
             try:
@@ -263,17 +259,18 @@ class ShellEnv(TextEnv):
         reward = self.partial_credit * sim * self.success_reward
         return Outcome("Submitted. The task is not solved.", reward=reward, done=True, success=False)
 
-    def _agents_doing(self) -> bool:
-        return self._sb is not None and self._sb.blocked_by_agent()
+    def _broken(self, error: Exception, head: str) -> Outcome:
+        """End the episode as not solved when the shell failure ``error`` is the agent's doing;
+        re-raise it (infrastructure: the daemon, the container) otherwise.
 
-    def _broken(self, error: str, head: str) -> Outcome:
-        """End the episode as not solved: no new shell starts in a container that still runs.
-
-        Only what the agent left running can do that (a loop that kills or stops every new
-        process, the shell's own and the grader's). As an infra error the episode would be
-        dropped instead of scored, so a policy could have any failing episode excluded from
-        training and evaluation. The sandbox is closed: the next reset would stall on it too.
+        Only what the agent left running stops every new shell in a container that still runs
+        (a loop that kills or stops every new process, the shell's own and the grader's). As an
+        infra error the episode would be dropped instead of scored, so a policy could have any
+        failing episode excluded from training and evaluation. The sandbox is closed: the next
+        reset would stall on it too.
         """
+        if self._sb is None or not self._sb.blocked_by_agent():
+            raise error
         task = self._task
         assert task is not None
         self.last_grade = {"check": task.check, "success": False, "similarity": 0.0,
