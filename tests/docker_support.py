@@ -1,5 +1,6 @@
-"""The Docker skip mark shared by the sandbox, Shell and CodeRepair tests (a plain module, not
-conftest: tests/fixtures/byo_repo has a conftest.py of its own, and the names would clash)."""
+"""The Docker skip mark and agent commands shared by the sandbox, Shell and CodeRepair tests (a
+plain module, not conftest: tests/fixtures/byo_repo has a conftest.py of its own, and the names
+would clash)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,13 @@ def containers_left_after_sigterm(argv: list[str]) -> list:
     for c in left:
         c.remove(force=True)
     return left
+
+
+#: An agent command that leaves a process running which kills every process started after it
+#: (a new shell, the grader's shell, a ``tar`` reading the work tree).
+KILL_NEW_PROCESSES = (
+    "nohup python3 -c \"import os, time\nme = str(os.getpid()); known = set(os.listdir('/proc'))\n"
+    "while True:\n    for p in set(os.listdir('/proc')) - known:\n        if p.isdigit() and p != me:\n"
+    "            try: os.kill(int(p), 9)\n            except OSError: pass\n    time.sleep(0.002)\n"
+    "\" >/dev/null 2>&1 & sleep 0.3"
+)

@@ -26,6 +26,7 @@ from aem_envs.envs.coderepair.patches import file_diff, filter_patch, tree_diff
 from aem_envs.envs.coderepair.task import Task, TaskFormatError, apply_patch, load_tasks
 from aem_envs.envs.coderepair.validate import sandbox_factory, validate_task
 from aem_envs.sandbox import lifecycle
+from docker_support import KILL_NEW_PROCESSES
 
 
 def _docker_ready() -> str | None:
@@ -730,15 +731,6 @@ def test_shipped_example_task_file_validates_local():
     assert main(["coderepair", "validate", str(example), "--sandbox", "local", "--json"]) == 0
 
 
-#: Left running by the agent: kills every process started after it (a new shell, `tar`).
-_KILLER = (
-    "nohup python3 -c \"import os, time\nme = str(os.getpid()); known = set(os.listdir('/proc'))\n"
-    "while True:\n    for p in set(os.listdir('/proc')) - known:\n        if p.isdigit() and p != me:\n"
-    "            try: os.kill(int(p), 9)\n            except OSError: pass\n    time.sleep(0.002)\n"
-    "\" >/dev/null 2>&1 & sleep 0.3"
-)
-
-
 @pytest.mark.docker
 @docker_only
 @pytest.mark.parametrize("then", ["submit", "exit"])
@@ -748,7 +740,7 @@ def test_processes_that_block_the_sandbox_fail_the_task_not_the_infrastructure_d
     env = docker_env()
     tid = _test_ids(1)[0]
     env.reset(seed=0, options={"task_id": tid})
-    assert env.step(_tag(_KILLER))[4]["action_valid"]
+    assert env.step(_tag(KILL_NEW_PROCESSES))[4]["action_valid"]
     obs, r, te, tr, info = env.step(_tag(then))
     assert info["error_kind"] is None and te and r == 0.0 and not info["success"], (obs, info)
     assert "A process you left running killed or stopped every new process" in obs

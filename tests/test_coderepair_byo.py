@@ -123,37 +123,40 @@ def test_validator_accepts_the_task_and_names_wrong_gold_patches(kind, tmp_path,
 
 
 
-def test_validator_names_a_pytest_setup_that_hides_the_check_test(tmp_path, capsys):
-    """A repo whose pytest config would not collect grading's check test: every honest grade
-    would count as tampered with, so the validator refuses the task and says why."""
+def _validate_variant(tmp_path: Path, capsys, files: dict[str, str], extra_p2p: tuple[str, ...] = ()) -> str:
+    """``coderepair validate`` (local) on the fixture task with ``files`` added to a copy of its
+    repository and ``extra_p2p`` appended to PASS_TO_PASS; it must refuse the task. Its output."""
     import shutil
 
     repo = tmp_path / "repo"
     shutil.copytree(FIXTURE / "repo", repo)
-    (repo / "pytest.ini").write_text("[pytest]\npython_functions = test_*_*\n")  # the targets' names match
-    task = {**yaml.safe_load(TASK_FILE.read_text())["tasks"][0], "repo": str(repo)}
+    for rel, text in files.items():
+        (repo / rel).write_text(text)
+    task = yaml.safe_load(TASK_FILE.read_text())["tasks"][0]
+    task = {**task, "repo": str(repo), "PASS_TO_PASS": task["PASS_TO_PASS"] + list(extra_p2p)}
     path = tmp_path / "tasks.yaml"
     path.write_text(yaml.safe_dump({"tasks": [task]}))
     assert cli_main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 1
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_validator_names_a_pytest_setup_that_hides_the_check_test(tmp_path, capsys):
+    """A repo whose pytest config would not collect grading's check test: every honest grade
+    would count as tampered with, so the validator refuses the task and says why."""
+    # the targets' names match test_*_*, the check test's name does not
+    out = _validate_variant(tmp_path, capsys, {"pytest.ini": "[pytest]\npython_functions = test_*_*\n"})
     assert "grading's check test was reported missing instead of failed" in out, out
     assert "PASS_TO_PASS" not in out and "FAIL_TO_PASS" not in out  # consequences, not causes
 
 
 def test_validator_refuses_xfail_marked_pass_to_pass_tests(tmp_path, capsys):
     """Grading counts only PASSED, so an xfail-marked PASS_TO_PASS test could never pass."""
-    import shutil
-
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE / "repo", repo)
-    (repo / "tests" / "test_known_bug.py").write_text(
-        "import pytest\n\n@pytest.mark.xfail(reason='known')\ndef test_known_bug():\n    assert False\n")
-    task = yaml.safe_load(TASK_FILE.read_text())["tasks"][0]
-    task = {**task, "repo": str(repo), "PASS_TO_PASS": task["PASS_TO_PASS"] + ["tests/test_known_bug.py::test_known_bug"]}
-    path = tmp_path / "tasks.yaml"
-    path.write_text(yaml.safe_dump({"tasks": [task]}))
-    assert cli_main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 1
-    out = capsys.readouterr().out
+    out = _validate_variant(
+        tmp_path, capsys,
+        {"tests/test_known_bug.py": "import pytest\n\n@pytest.mark.xfail(reason='known')\ndef test_known_bug():\n"
+                                    "    assert False\n"},
+        ("tests/test_known_bug.py::test_known_bug",),
+    )
     assert "PASS_TO_PASS tests are xfail-marked: ['tests/test_known_bug.py::test_known_bug']" in out, out
     assert "PASS_TO_PASS tests fail" not in out  # named once, with its cause
 
@@ -161,20 +164,14 @@ def test_validator_refuses_xfail_marked_pass_to_pass_tests(tmp_path, capsys):
 def test_validator_names_a_target_test_that_compares_with_a_wildcard(tmp_path, capsys):
     """A target test comparing with a home-made wildcard (equal to anything) makes the sentinel
     copies pass on honest code: every grade would be flagged, so the validator says so."""
-    import shutil
-
-    repo = tmp_path / "repo"
-    shutil.copytree(FIXTURE / "repo", repo)
-    (repo / "tests" / "test_wild.py").write_text(
-        "from intervals import merge\n\nclass Whatever:\n    def __eq__(self, other):\n        return True\n\n"
-        "def test_any_result():\n    assert merge([(1, 2)]) == Whatever()\n")
-    task = yaml.safe_load(TASK_FILE.read_text())["tasks"][0]
-    task = {**task, "repo": str(repo), "PASS_TO_PASS": task["PASS_TO_PASS"] + ["tests/test_wild.py::test_any_result"]}
-    path = tmp_path / "tasks.yaml"
-    path.write_text(yaml.safe_dump({"tasks": [task]}))
-    assert cli_main(["coderepair", "validate", str(path), "--sandbox", "local"]) == 1
-    out = capsys.readouterr().out
+    out = _validate_variant(
+        tmp_path, capsys,
+        {"tests/test_wild.py": "from intervals import merge\n\nclass Whatever:\n    def __eq__(self, other):\n"
+                               "        return True\n\ndef test_any_result():\n    assert merge([(1, 2)]) == Whatever()\n"},
+        ("tests/test_wild.py::test_any_result",),
+    )
     assert "grading counts an honest run as tampered with (the code returns values equal to anything (seen by 1 of" in out, out
+
 
 # ---------------------------------------------------------------------------------- env round trip
 def _check_heldout_hidden(env: CodeRepairEnv, kind: str) -> None:

@@ -18,7 +18,7 @@ from aem_envs.envs.shell import FAMILIES, make_task
 from aem_envs.envs.shell.env import ShellEnv, _default_image
 from aem_envs.envs.shell.grading import answer_similarity, manifest, manifest_similarity
 from aem_envs.sandbox import lifecycle, tar_of
-from docker_support import containers_left_after_sigterm, docker_only as docker_only_mark
+from docker_support import KILL_NEW_PROCESSES, containers_left_after_sigterm, docker_only as docker_only_mark
 
 
 docker_only = docker_only_mark(_default_image())
@@ -298,15 +298,9 @@ def test_killing_the_graders_shell_fails_the_task_not_the_infrastructure():
     env = aem_envs.make("aem/Shell-v0", split="test")
     try:
         tid = _family_ids()["count_ext"]
-        killer = (
-            "nohup python3 -c \"import os, time\nme = str(os.getpid()); known = set(os.listdir('/proc'))\n"
-            "while True:\n    for p in set(os.listdir('/proc')) - known:\n        if p.isdigit() and p != me:\n"
-            "            try: os.kill(int(p), 9)\n            except OSError: pass\n    time.sleep(0.002)\n"
-            "\" >/dev/null 2>&1 & sleep 0.3"
-        )
         for last in ("submit 3", "exit"):  # the grader's shell; the agent's own next shell
             env.reset(seed=0, options={"task_id": tid})
-            env.step(f"<action>{killer}</action>")
+            env.step(f"<action>{KILL_NEW_PROCESSES}</action>")
             o, r, te, tr, info = env.step(f"<action>{last}</action>")
             assert info["error_kind"] is None and te and not tr, (o, info)
             assert r == 0.0 and not info["success"] and "killed or stopped every new shell" in o, o
