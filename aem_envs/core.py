@@ -33,6 +33,7 @@ INFO_KEYS: tuple[str, ...] = (
     "split",  # str: split the task belongs to
     "success",  # bool: the task is solved (final on the last step)
     "error_kind",  # None | "agent" | "infra": who is to blame for an error this step
+    "tampered",  # bool: the env caught the agent earning reward without doing the task (reward 0)
     "invalid_policy",  # str: the declared invalid-action policy, e.g. "penalize(-0.1)"
     "timing",  # float: seconds spent inside the env for this call
 )
@@ -132,6 +133,10 @@ class Outcome:
     reward: float = 0.0
     done: bool = False  # the task ended (solved or irrecoverably failed)
     success: bool = False
+    #: The env caught an attempt to earn reward without doing the task (a grader patched from
+    #: inside, say); the reward should then be 0. Reported as ``info["tampered"]`` from this
+    #: step to the end of the episode, so learners can count it.
+    tampered: bool = False
 
 
 class TaskIds(Sequence[str]):
@@ -256,6 +261,7 @@ class TextEnv(gym.Env[str, str]):
         self._retries_used = 0
         self._done = True
         self._success = False
+        self._tampered = False
         self._last_obs = ""
         self._record_timing = True
 
@@ -331,7 +337,7 @@ class TextEnv(gym.Env[str, str]):
             split = self._split_of(str(task_id))
         self._task_id, self._task_split = str(task_id), split
         self._turn, self._retries_used = 0, 0
-        self._done, self._success = True, False  # until the task is loaded: a failed load is no episode
+        self._done, self._success, self._tampered = True, False, False  # until the task is loaded: a failed load is no episode
         obs = self._load_task(self._task_id)
         self._done = False
         self._last_obs = self._clip(obs)
@@ -381,6 +387,7 @@ class TextEnv(gym.Env[str, str]):
         else:
             obs, reward, terminated = out.observation, float(out.reward), bool(out.done)
             self._success = bool(out.success)
+            self._tampered = self._tampered or bool(out.tampered)
             valid, error_kind, reason = True, None, None
         if consume_turn:
             self._turn += 1
@@ -456,6 +463,7 @@ class TextEnv(gym.Env[str, str]):
             "split": self._task_split,
             "success": bool(self._success),
             "error_kind": error_kind,
+            "tampered": self._tampered,
             "invalid_policy": str(self.invalid_policy),
             "timing": (time.perf_counter() - t0) if self._record_timing else 0.0,
         }

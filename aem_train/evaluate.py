@@ -50,6 +50,7 @@ class EvalResult:
     env_exceptions: int = 0  # of dropped_infra, how many were env bugs rather than infrastructure
     retried: int = 0  # episodes played again after an infrastructure failure (all tries)
     first_error: str | None = None  # "TASK_ID: message" of the first excluded task (rollout.first_error)
+    tampered: int = 0  # episodes the env caught earning reward without doing the task (info["tampered"])
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +69,7 @@ class EvalResult:
             f"success {self.success_rate:.1%} of {self.episodes} episodes, reward {self.mean_reward:.3f}, "
             f"turns {self.mean_turns:.2f}, invalid {self.invalid_action_rate:.1%}"
             + (f", {self.truncated_prompts} prompts truncated" if self.truncated_prompts else "")
+            + (f", {self.tampered} caught tampering" if self.tampered else "")
             + f" ({self.seconds:.1f} s)" + excluded
         )
 
@@ -128,7 +130,7 @@ def evaluate(
         max_prompt_tokens=max_prompt_tokens,
         prompt_overflow=prompt_overflow,
     )
-    succ, rets, turns, invalid, cut, retried = [], [], [], 0, 0, 0
+    succ, rets, turns, invalid, cut, retried, tampered = [], [], [], 0, 0, 0, 0
     failed: list[TrajectoryInfo] = []  # the last try of each task still failing
     todo = tasks
     for attempt in range(infra_retries + 1):
@@ -149,6 +151,7 @@ def evaluate(
                 rets.append(t.ret)
                 turns.append(t.turns)
                 invalid += t.invalid_actions
+                tampered += t.tampered
         if not failed or attempt == infra_retries:
             break
         todo = [t.task_id for t in failed]
@@ -183,6 +186,7 @@ def evaluate(
         tasks=n,
         env_exceptions=sum(t.dropped == "exception" for t in failed),
         retried=retried,
+        tampered=tampered,
         first_error=first_error(failed),
     )
 

@@ -128,6 +128,7 @@ class TrajectoryInfo:
     ret: float = 0.0
     success: bool = False
     invalid_actions: int = 0
+    tampered: bool = False  # the env caught it earning reward without doing the task (info["tampered"])
     dropped: str | None = None  # None, "infra" or "exception"
     error: str | None = None  # the infra message or exception text
 
@@ -143,6 +144,7 @@ class RolloutStats:
     mean_return: float = 0.0
     mean_turns: float = 0.0
     invalid_action_rate: float = 0.0  # invalid turns / turns, kept trajectories
+    tampered: int = 0  # kept trajectories the env caught tampering (trained on, with the env's reward)
     truncated_responses: int = 0  # responses that hit max_new_tokens without EOS
     truncated_prompts: int = 0  # prompts fitted to max_prompt_tokens (module docstring)
     prompt_tokens: int = 0
@@ -376,6 +378,7 @@ def _collect(
             tr.turns += 1
             tr.ret += reward
             tr.invalid_actions += int(not row.action_valid)
+            tr.tampered = tr.tampered or bool(info.get("tampered", False))
             if info.get("error_kind") == "infra":
                 tr.dropped = _dropped_kind(info)
                 tr.error = info.get("exception") or step.observations[i]
@@ -413,6 +416,7 @@ def _collect(
         stats.mean_return = float(np.mean([t.ret for t in kept]))
         stats.mean_turns = turns / len(kept)
         stats.invalid_action_rate = sum(t.invalid_actions for t in kept) / max(turns, 1)
+        stats.tampered = sum(t.tampered for t in kept)
     stats.prompt_tokens = sum(len(r.prompt_ids) for r in rows)
     stats.response_tokens = sum(len(r.response_ids) for r in rows)
     stats.mean_prompt_tokens = stats.prompt_tokens / max(len(rows), 1)

@@ -372,6 +372,7 @@ def _batch_metrics(rows: list[Row], stats, base: np.ndarray, alpha: np.ndarray, 
         "train/return_mean": stats.mean_return,
         "train/turns_mean": stats.mean_turns,
         "train/invalid_rate": stats.invalid_action_rate,
+        "train/tampered": stats.tampered,  # episodes the env caught earning reward without doing the task
         "train/episodes": stats.episodes,
         "train/dropped_infra": stats.dropped_infra,  # not trained on; train/* rates are over the rest
         "train/env_exceptions": stats.env_exceptions,  # of those, env bugs rather than infrastructure
@@ -460,6 +461,7 @@ def run_eval(policy: Policy, cfg: Config) -> dict[str, float]:
         "eval/return_mean": r.mean_reward,
         "eval/turns_mean": r.mean_turns,
         "eval/invalid_rate": r.invalid_action_rate,
+        "eval/tampered": r.tampered,
         "eval/seconds": r.seconds,
         "eval/truncated_prompts": r.truncated_prompts,
     }

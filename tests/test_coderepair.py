@@ -309,7 +309,7 @@ def test_code_returning_values_equal_to_anything_gains_nothing_local():
             for m in [p for p in sorted(env._start) if p.endswith(".py") and not p.startswith("tests/") and p != "conftest.py"]:
                 env._sb.write_file(m, env._sb.read_file(m).decode() + hack)
             obs, r, te, tr, info = env.step(_tag("submit"))
-            assert te and r == 0.0 and not info["success"], obs
+            assert te and r == 0.0 and not info["success"] and info["tampered"], obs
             if tid.startswith("minheap"):  # every target passes: only the sentinels tell
                 assert set(env.last_grade.reported.values()) == {"PASSED"}
                 assert "the code returns values equal to anything (seen by" in info["grade"]["tampered"]
@@ -351,7 +351,7 @@ def test_code_that_passes_every_test_gains_nothing_local(hack):
                else "a test that must fail was reported passed")
         assert f"tampered with ({why})" in obs
         assert env.last_grade.tampered and not any(env.last_grade.outcomes.values())
-        assert info["grade"]["tampered"] == why
+        assert info["grade"]["tampered"] == why and info["tampered"] is True
         # The agent's own run_tests is fooled (it has no check test), the grade was not.
         env.reset(seed=0, options={"task_id": tid})
         env._sb.write_file(module, env._sb.read_file(module).decode() + _PASS_EVERYTHING["runtest"])
@@ -468,6 +468,7 @@ def test_oracle_and_immediate_submit_local():
             assert r == 10.0 and info["success"], tid
             f2p = len(env.get_task(tid).FAIL_TO_PASS)
             assert info["grade"]["fail_to_pass"] == [f2p, f2p] and info["grade"]["tampered"] is None
+            assert info["tampered"] is False
             env.reset(seed=0, options={"task_id": tid})
             obs, r, te, tr, info = env.step(_tag("submit"))
             assert te and r == 0.0 and not info["success"]

@@ -375,6 +375,21 @@ def test_failed_reset_leaves_no_episode_to_step():
     assert info["turn"] == 0 and env.step("<action>look</action>")[4]["action_valid"]
 
 
+def test_tampered_is_reported_from_the_catching_step_to_the_end_of_the_episode():
+    class Grader(HouseholdEnv):
+        def _act(self, action):
+            out = super()._act(action)
+            out.tampered = action == "inventory"  # stands for a grader that caught a hack
+            return out
+
+    env = Grader()
+    env.reset(seed=0)
+    seen = [env.step(f"<action>{a}</action>")[4]["tampered"] for a in ("look", "inventory", "look")]
+    assert seen == [False, True, True]
+    assert env.reset(seed=0)[1]["tampered"] is False
+    assert aem_envs.make(ENV_ID).reset(seed=0)[1]["tampered"] is False  # a key of every info
+
+
 # ---------------------------------------------------------------------------- CLI
 def _json_last_line(text: str) -> dict:
     return json.loads(text.strip().splitlines()[-1])

@@ -233,6 +233,29 @@ def test_base_image_has_the_tools_and_the_agent_user(client):
 
 
 @pytest.mark.docker
+def test_sandbox_shell_is_an_execute_only_bash(client):
+    # Execute-only makes the kernel mark the shell non-dumpable (see the Dockerfile).
+    out = _run(client, "stat -c '%U %a' /usr/libexec/aem/bash; cmp /bin/bash /usr/libexec/aem/bash && echo same;"
+                       " su agent -s /bin/sh -c 'cat /usr/libexec/aem/bash >/dev/null 2>&1 || echo unreadable;"
+                       " /usr/libexec/aem/bash -c \"echo runs\"'")
+    assert out.split("\n") == ["root 711", "same", "unreadable", "runs", ""], out
+
+
+@pytest.mark.docker
+def test_a_stale_aem_image_is_refused_with_the_rebuild_command(client, monkeypatch):
+    from aem_envs.sandbox import ImageMissing, lifecycle
+
+    monkeypatch.setattr(lifecycle, "_known_images", set())
+    lifecycle.ensure_image(BASE_IMAGE)  # current: accepted
+    monkeypatch.setattr(lifecycle, "_known_images", set())
+    monkeypatch.setattr(images, "content_hash", lambda name, specs=None: "0" * 64)  # files changed since
+    with pytest.raises(ImageMissing, match=r"built from older files than .*envs_docker/base; rebuild it with: aem-envs images build"):
+        lifecycle.ensure_image(BASE_IMAGE)
+    monkeypatch.setattr(images, "content_hash", lambda name, specs=None: (_ for _ in ()).throw(images.ImageError("no context")))
+    lifecycle.ensure_image(BASE_IMAGE)  # not a source checkout: cannot tell, so accepted
+
+
+@pytest.mark.docker
 def test_agent_can_work_in_workspace_and_run_pytest_offline(client):
     script = (
         "set -e; cd /workspace; git init -q repo; cd repo;"

@@ -10,7 +10,7 @@ import torch
 
 import aem_envs
 from aem_envs import InfraError, Outcome, TaskIds, TextEnv
-from aem_train.evaluate import evaluate
+from aem_train.evaluate import eval_task_ids, evaluate
 from aem_train.policy import GenerationSettings, Policy, build_response_batch
 from aem_train.rollout import RolloutConfig, collect
 
@@ -51,6 +51,23 @@ class FlakyEnv(TextEnv):
 
 
 aem_envs.register("aem/TestFlaky-v0", FlakyEnv, max_turns=5)
+
+
+class TamperEnv(FlakyEnv):
+    """Two turns whatever the reply; the grader of task k catches tampering (reward 0) on odd k."""
+
+    def parse_action(self, response):
+        return response or "(empty)"
+
+    def _act(self, action):
+        self.calls += 1
+        k = int(self._task_id.rsplit("-", 1)[1])
+        caught = self.calls == 2 and k % 2 == 1
+        return Outcome("Graded." if self.calls == 2 else "Go on.", reward=0.0 if caught else 1.0,
+                       done=self.calls == 2, success=self.calls == 2 and not caught, tampered=caught)
+
+
+aem_envs.register("aem/TestTamper-v0", TamperEnv, max_turns=5)
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +198,17 @@ def test_infra_errors_drop_trajectories_and_env_exceptions_stay_local(policy):
     for t in res.trajectories:
         if not t.dropped:
             assert sum(r.traj_id == t.traj_id for r in res.rows) == t.turns
+
+
+def test_tampering_the_env_caught_is_counted_in_rollouts_and_evaluations(policy):
+    tasks = [f"flaky-train-{k:06d}" for k in range(4)]
+    with aem_envs.make_vec("aem/TestTamper-v0", num_tasks=4, group_size=2) as venv:
+        res = collect(policy, venv, CFG, seed=0, task_ids=tasks)
+    assert [t.tampered for t in res.trajectories] == [False, False, True, True] * 2
+    assert res.stats.tampered == 4 and res.stats.success_rate == 0.5
+    ev = evaluate(policy, "aem/TestTamper-v0", split="test", n=6, max_new_tokens=4)
+    ids = [int(t.rsplit("-", 1)[1]) for t in eval_task_ids("aem/TestTamper-v0", "test", 6, seed=0)]
+    assert ev.tampered == sum(k % 2 for k in ids) > 0 and "caught tampering" in ev.summary()
 
 
 def test_exception_in_reset_is_local(policy, monkeypatch):

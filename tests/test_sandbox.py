@@ -530,6 +530,46 @@ def test_a_process_that_looks_like_a_zombie_is_killed(make_sb, survivor, mark):
         assert agent_procs(box) == []
 
 
+# Run by an agent command: try to read and to ptrace the shell that runs it, print what happened.
+_PEEK_AT_SHELL = """
+import ctypes, errno, os, sys
+pid = int(sys.argv[1])
+try:
+    open(f"/proc/{pid}/mem", "rb").close()
+    mem = "open"
+except OSError as e:
+    mem = errno.errorcode[e.errno]
+libc = ctypes.CDLL(None, use_errno=True)
+PTRACE_ATTACH, PTRACE_DETACH = 16, 17
+if libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0:
+    os.waitpid(pid, 0)
+    libc.ptrace(PTRACE_DETACH, pid, None, None)
+    attach = "attached"
+else:
+    attach = errno.errorcode[ctypes.get_errno()]
+print(mem, attach)
+"""
+
+
+@pytest.mark.docker
+@docker_only
+def test_agent_processes_cannot_ptrace_or_read_the_shell(make_sb):
+    # Same uid and no Yama in the container: any process the agent left could attach to the
+    # fresh shell a reset or the grader starts and, in the moment before that shell's sweep
+    # kills it, make the shell skip the sweep or the grading. The shell binary is execute-only,
+    # which makes the kernel mark the shell non-dumpable: no ptrace, no /proc/PID/mem, for any
+    # process without CAP_SYS_PTRACE (all are dropped).
+    box = make_sb()
+    box.put_archive("/tmp", tar_of({"peek.py": _PEEK_AT_SHELL.encode()}))
+    for restart in (lambda: None, box.reset, box.respawn_shell):
+        restart()
+        box.put_archive("/tmp", tar_of({"peek.py": _PEEK_AT_SHELL.encode()}))
+        assert box.run("python3 /tmp/peek.py $$").output == "EACCES EPERM\n"
+    # The agent's own programs are ordinary processes: it can still debug what it starts.
+    r = box.run("sleep 30 & python3 /tmp/peek.py $!; kill %1")
+    assert r.output.split()[-2:] == ["open", "attached"], r.output
+
+
 @pytest.mark.docker
 @docker_only
 def test_get_archive_refuses_what_it_cannot_read(make_sb):

@@ -32,7 +32,9 @@ from aem_envs.sandbox.errors import ImageMissing, SandboxError, SandboxLost, Uns
 #: Extra seconds the watchdog gives a shell whose command was killed (see scripts.WATCHDOG).
 WATCHDOG_GRACE = 1.0
 #: The agent's shell; :meth:`DockerSandbox.leftover_processes` knows its forks by this command line.
-SHELL_CMD = ["bash", "--noprofile", "--norc"]
+#: An execute-only copy of bash from the base image, so the shell is non-dumpable: no other
+#: process of the agent uid can ptrace it or open its memory (see envs_docker/base/Dockerfile).
+SHELL_CMD = ["/usr/libexec/aem/bash", "--noprofile", "--norc"]
 
 
 class _ExecStream:

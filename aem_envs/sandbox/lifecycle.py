@@ -98,7 +98,12 @@ _known_images: set[str] = set()
 
 
 def ensure_image(image: str) -> None:
-    """Raise :class:`ImageMissing` unless ``image`` is present locally (cached once found)."""
+    """Raise :class:`ImageMissing` unless ``image`` is present locally and, for an aem image,
+    built from the current ``envs_docker/`` files (cached once found).
+
+    A stale aem image would run today's sandbox code on yesterday's image (for example
+    without the execute-only shell :data:`~aem_envs.sandbox.docker_sandbox.SHELL_CMD` names).
+    """
     if image in _known_images:
         return
     import docker
@@ -106,13 +111,27 @@ def ensure_image(image: str) -> None:
     from aem_envs.sandbox.errors import ImageMissing
 
     try:
-        get_client().api.inspect_image(image)
+        info = get_client().api.inspect_image(image)
     except docker.errors.ImageNotFound:
         raise ImageMissing(f"Docker image {image!r} is not built; build it with: aem-envs images build") from None
     except docker.errors.APIError as e:
         raise ImageMissing(f"Docker image {image!r} cannot be inspected ({str(e)[:120]}); rebuild it with: aem-envs images build") from None
     except Exception as e:
         raise daemon_down_error(e) from None
+    from aem_envs import images
+
+    spec = next((sp for sp in images.IMAGES.values() if sp.tag == image), None)
+    built_from = ((info.get("Config") or {}).get("Labels") or {}).get(images.HASH_LABEL)
+    if spec is not None and built_from:
+        try:
+            current = images.content_hash(spec.name)
+        except images.ImageError:
+            current = built_from  # no build context here (not a source checkout): cannot tell
+        if built_from != current:
+            raise ImageMissing(
+                f"Docker image {image!r} was built from older files than {spec.context}; "
+                "rebuild it with: aem-envs images build"
+            )
     _known_images.add(image)
 
 

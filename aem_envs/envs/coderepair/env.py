@@ -21,7 +21,7 @@ all PASS_TO_PASS tests still pass. A grading run in which one of grading's own t
 that must fail, see :mod:`~aem_envs.envs.coderepair.grader`) did not fail counts as tampered
 with: reward 0.
 The step that grades adds ``info["grade"]``: ``fail_to_pass`` and ``pass_to_pass`` as [passed,
-total] and ``tampered`` (why, or None).
+total] and ``tampered`` (why, or None); ``info["tampered"]`` (core's key) is then True.
 """
 
 from __future__ import annotations
@@ -336,6 +336,7 @@ class CodeRepairEnv(TextEnv):
         obs, reward, terminated, truncated, info = self._step_and_grade(action)
         if self.last_grade is not None and not graded_before:
             g = self.last_grade
+            self._tampered = info["tampered"] = bool(g.tampered)
             info["grade"] = {
                 "fail_to_pass": [g.f2p_passed, len(g.fail_to_pass)],
                 "pass_to_pass": [g.p2p_passed, len(g.pass_to_pass)],
