@@ -372,6 +372,7 @@ def _collect(
                     "truncated": trunc,
                     "eos": has_eos,
                     "response_text": texts[k],
+                    "tampered": bool(info.get("tampered", False)),
                 },
             )
             pending[i].append(row)

@@ -615,6 +615,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
                         "action": r.action, "valid": r.action_valid, "reward": r.reward,
                         "base_adv": float(b), "alpha": float(a), "adv": float(x),
                         "mean_entropy": r.mean_entropy, "surprisal": r.surprisal,
+                        "tampered": r.extras.get("tampered", False),
                     }
                     for r, b, a, x in zip(rows, np.asarray(base), np.asarray(alpha), np.asarray(adv))
                 ])

@@ -206,6 +206,8 @@ def test_tampering_the_env_caught_is_counted_in_rollouts_and_evaluations(policy)
         res = collect(policy, venv, CFG, seed=0, task_ids=tasks)
     assert [t.tampered for t in res.trajectories] == [False, False, True, True] * 2
     assert res.stats.tampered == 4 and res.stats.success_rate == 0.5
+    caught = {t.traj_id for t in res.trajectories if t.tampered}
+    assert [(r.traj_id in caught and r.turn == 1) for r in res.rows] == [r.extras["tampered"] for r in res.rows]
     ev = evaluate(policy, "aem/TestTamper-v0", split="test", n=6, max_new_tokens=4)
     ids = [int(t.rsplit("-", 1)[1]) for t in eval_task_ids("aem/TestTamper-v0", "test", 6, seed=0)]
     assert ev.tampered == sum(k % 2 for k in ids) > 0 and "caught tampering" in ev.summary()

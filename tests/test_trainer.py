@@ -83,6 +83,7 @@ def test_same_seed_same_run(tiny_model, reference_run, tmp_path):
     assert all(r["alpha/mean"] == 1.0 for r in recs[1:])  # modulation none
     traj = [json.loads(x) for x in (d / "trajectories.jsonl").read_text().splitlines()]
     assert {"iteration", "response", "base_adv", "alpha", "adv", "mean_entropy", "surprisal"} <= set(traj[0])
+    assert not any(t["tampered"] for t in traj) and all(r["train/tampered"] == 0 for r in recs[1:])
     # the weights changed
     init = load_file(str(Path(tiny_model) / "model.safetensors"))
     assert any(not torch.equal(init[k], wa[k]) for k in wa if k in init)
