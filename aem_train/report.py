@@ -99,6 +99,11 @@ class Cell:
         _, vals = metric_curve(self.metrics, SUCCESS_KEY)
         return float(vals[-1]) if vals.size else float("nan")
 
+    def start_success(self) -> float:
+        """``eval/success_rate`` of iteration 0, the evaluation before any update (NaN if absent)."""
+        its, vals = metric_curve(self.metrics, SUCCESS_KEY)
+        return float(vals[0]) if its.size and its[0] == 0 else float("nan")
+
     def final_eval_coverage(self) -> tuple[int | None, int | None]:
         """(episodes that count, tasks asked) of the last evaluation; equal unless infrastructure
         failures excluded tasks (None, None for runs that did not log them)."""
@@ -221,6 +226,9 @@ class Row:
     aulc_by_seed: dict[int, float]
     final_boot: CI | None = None  # percentile bootstrap, in results.json for comparison only
     aulc_boot: CI | None = None
+    start: CI | None = None  # eval before any update (iteration 0), over the same seeds ("—" if none logged)
+    gain: CI | None = None  # final - start, paired by seed: did training move success at all?
+    start_by_seed: dict[int, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -271,12 +279,15 @@ def summarize(
                 cs = sorted(groups[(env, est, method)], key=lambda c: c.seed)
                 fin = {c.seed: c.final_success() for c in cs}
                 au = {c.seed: c.aulc() for c in cs}
+                st = {c.seed: c.start_success() for c in cs}
                 rows.append(
                     Row(env, est, method, [c.seed for c in cs],
                         t_ci(list(fin.values()), bounds=RATE_BOUNDS), t_ci(list(au.values()), bounds=RATE_BOUNDS),
                         fin, au,
                         bootstrap_ci(list(fin.values()), n_boot=n_boot, seed=seed),
-                        bootstrap_ci(list(au.values()), n_boot=n_boot, seed=seed))
+                        bootstrap_ci(list(au.values()), n_boot=n_boot, seed=seed),
+                        t_ci([v for v in st.values() if not math.isnan(v)], bounds=RATE_BOUNDS),
+                        paired_diff(fin, st, bounds=DIFF_BOUNDS), st)
                 )
     base = {(r.env, r.estimator): r for r in rows if r.method == BASELINE}
     diffs: list[Diff] = []
@@ -296,13 +307,17 @@ def summarize(
 
 
 def results_table(summary: Summary) -> str:
-    """Markdown table: final test success and AULC (percent, mean [95% CI]) per env x method."""
+    """Markdown table per env x method (percent, mean [95% CI]): final test success, AULC, the
+    success before training and final minus start (percentage points, paired by seed)."""
     lines = [
-        "| env | method | seeds | final test success % [95% CI] | AULC % [95% CI] |",
-        "|---|---|---|---|---|",
+        "| env | method | seeds | final test success % [95% CI] | AULC % [95% CI] | start % [95% CI] "
+        "| Δ final − start pp [95% CI] |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in summary.rows:
-        lines.append(f"| {r.env} | {r.label} | {len(r.seeds)} | {r.final.fmt(100)} | {r.aulc.fmt(100)} |")
+        start = r.start.fmt(100) if r.start is not None else "—"
+        gain = r.gain.fmt(100) if r.gain is not None else "—"
+        lines.append(f"| {r.env} | {r.label} | {len(r.seeds)} | {r.final.fmt(100)} | {r.aulc.fmt(100)} | {start} | {gain} |")
     return "\n".join(lines)
 
 
@@ -545,7 +560,8 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
         "clipped to the possible range; none for a single seed); the interval is over seeds only, on fixed test "
         "tasks; differences are paired by seed (seeds finished by both methods); final = the eval after the last "
         "iteration, not the best eval of the run; AULC = trapezoid area under the eval-success curve / iteration "
-        f"span. results.json also has {n_boot}-resample percentile-bootstrap intervals (seeded), which cover less "
+        "span; start = the eval before any update (iteration 0), and Δ final − start, paired by seed, says "
+        f"whether training moved success at all. results.json also has {n_boot}-resample percentile-bootstrap intervals (seeded), which cover less "
         "than their nominal 95% with few seeds",
         "",
         "These numbers are whatever this run produced — a record of this run on this hardware, not the "
@@ -580,22 +596,25 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
             lines += ["No alpha values were logged (no modulated method finished).", ""]
         else:
             lines += [captions[name], "", f"![{name}]({path.name})", ""]
-    lines += ["## Cells", "", "| env | run | seed | status | final success % | AULC % | wall s |", "|---|---|---|---|---|---|---|"]
+    lines += ["## Cells", "", "| env | run | seed | status | start % | final success % | AULC % | wall s |",
+              "|---|---|---|---|---|---|---|---|"]
     m_order = {m: i for i, m in enumerate(METHODS)}
     for c in sorted(cells, key=lambda c: (envs.index(c.env) if c.env in envs else 99, c.estimator,
                                           m_order.get(c.method, 99), c.method, c.seed)):
         fin = c.final_success() if c.finished else float("nan")
         au = c.aulc() if c.finished else float("nan")
+        st = c.start_success() if (c.path / "metrics.jsonl").is_file() else float("nan")
         wall = c.final.get("wall_s") if c.final else None
         lines.append(
             f"| {c.env} | {run_name(c.estimator, c.method)} | {c.seed} | {c.status} | "
+            f"{'—' if math.isnan(st) else f'{st * 100:.1f}'} | "
             f"{'—' if math.isnan(fin) else f'{fin * 100:.1f}'} | {'—' if math.isnan(au) else f'{au * 100:.1f}'} | "
             f"{'—' if wall is None else f'{float(wall):.0f}'} |"
         )
     for env, est, m, seed in missing:
-        lines.append(f"| {env} | {run_name(est, m)} | {seed} | not started | — | — | — |")
+        lines.append(f"| {env} | {run_name(est, m)} | {seed} | not started | — | — | — | — |")
     for s in skipped:
-        lines.append(f"| {s.get('env', '?')} | {s.get('run', '?')} | {s.get('seed', '?')} | skipped: {s.get('reason', '')} | — | — | — |")
+        lines.append(f"| {s.get('env', '?')} | {s.get('run', '?')} | {s.get('seed', '?')} | skipped: {s.get('reason', '')} | — | — | — | — |")
     lines.append("")
     (root / "report.md").write_text("\n".join(lines))
 
@@ -606,7 +625,9 @@ def write_report(run_root: str | Path, *, n_boot: int = DEFAULT_N_BOOT, seed: in
             {"env": r.env, "estimator": r.estimator, "method": r.method, "seeds": r.seeds,
              "final_success": vars(r.final), "aulc": vars(r.aulc),
              "final_success_bootstrap": vars(r.final_boot), "aulc_bootstrap": vars(r.aulc_boot),
-             "final_by_seed": r.final_by_seed, "aulc_by_seed": r.aulc_by_seed}
+             "final_by_seed": r.final_by_seed, "aulc_by_seed": r.aulc_by_seed,
+             "start_success": vars(r.start) if r.start is not None else None,
+             "gain": vars(r.gain) if r.gain is not None else None, "start_by_seed": r.start_by_seed}
             for r in summary.rows
         ],
         "diffs": [

@@ -106,6 +106,10 @@ def test_discover_and_summarize_numbers(run_root: Path):
     assert hh_aem.final.mean == pytest.approx(np.mean(finals))
     aulcs = [aulc([0, 2, 4], list(eval_curve("household", "aem", k).values())) for k in (0, 1, 2)]
     assert hh_aem.aulc.mean == pytest.approx(np.mean(aulcs))
+    # start = the iteration-0 eval; AEM's cells gain exactly 0.25 on every seed
+    assert hh_aem.start_by_seed == {k: eval_curve("household", "aem", k)[0] for k in (0, 1, 2)}
+    assert hh_aem.start == t_ci(list(hh_aem.start_by_seed.values()), bounds=(0.0, 1.0))
+    assert hh_aem.gain.mean == pytest.approx(0.25) and hh_aem.gain.width == pytest.approx(0.0)
     # AEM gains 0.25 on every seed, the baseline 0.125: the paired difference is exactly 0.125.
     d = s.diffs[0]
     assert (d.env, d.method, d.seeds) == ("household", "aem", [0, 1, 2])
@@ -122,6 +126,8 @@ def test_write_report_tables_figures_and_context(run_root: Path):
         assert f"| {r.env} | {r.label} | 3 | {r.final.fmt(100)} | {r.aulc.fmt(100)} |" in md
     # household GRPO+AEM final success: seeds 0.5, 0.5625, 0.625 -> mean 56.2 with a real CI
     assert "| household | GRPO+AEM | 3 | 56.2 [" in md
+    assert "| 31.2 [" in md and "| 25.0 [all 3 equal] |" in md and "| 12.5 [all 3 equal] |" in md  # start, gains
+    assert "| household | grpo-aem | 0 | finished | 25.0 | 50.0 |" in md  # cells: start before final
     assert "| household | GRPO+AEM − GRPO | 3 | 12.5 [all 3 equal] |" in md
     assert "| webshop | GRPO+AEM − GRPO | 3 | 6.2 [all 3 equal] |" in md
     for needle in ("preset: `quick`", "Test CPU, 2 CPUs", "754 s", "seeds: 0, 1, 2, 3",
@@ -137,6 +143,7 @@ def test_write_report_tables_figures_and_context(run_root: Path):
         assert f"]({png})" in md
     results = json.loads((run_root / "results.json").read_text())
     assert results["diffs"][0]["final_success"]["mean"] == pytest.approx(0.125)
+    assert results["rows"][1]["gain"]["mean"] == pytest.approx(0.25)
 
 
 def test_report_cli_prints_table(run_root: Path, capsys):
