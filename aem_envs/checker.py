@@ -2,7 +2,8 @@
 
 ``check_env(env_or_id)`` returns a :class:`CheckReport`; ``report.ok`` is True only when every
 check passed. The last check runs the env's oracle on a sample of test tasks, so a passing
-report also means the sampled tasks are solvable.
+report also means the sampled tasks are solvable and that the env's tamper detection
+(``info["tampered"]``) did not flag the oracle.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def _invalid_response(env: TextEnv) -> str:
     return NO_ACTION_RESPONSE if env.action_format == "tag" else "   "
 
 
-def _play_oracle(env: TextEnv, seed: int, task_id: str | None = None) -> tuple[list[tuple], bool]:
+def _play_oracle(env: TextEnv, seed: int, task_id: str | None = None) -> tuple[list[tuple], dict[str, Any]]:
+    """Play one oracle episode: (trajectory, the last step's info)."""
     opts = {"task_id": task_id} if task_id else None
     obs, info = env.reset(seed=seed, options=opts)
     traj: list[tuple] = [(obs, info["task_id"])]
@@ -67,7 +69,7 @@ def _play_oracle(env: TextEnv, seed: int, task_id: str | None = None) -> tuple[l
         obs, r, term, trunc, info = env.step(resp)
         traj.append((resp, obs, r, term, trunc))
         done = term or trunc
-    return traj, bool(info["success"])
+    return traj, info
 
 
 def check_env(
@@ -258,12 +260,16 @@ def check_env(
             ids = env.task_ids("test")
             n = min(oracle_episodes, len(ids))
             step = max(1, len(ids) // max(n, 1))
-            wins = 0
+            wins, flagged = 0, []
             for k in range(n):
-                _, ok = _play_oracle(env, seed + k, ids[k * step])
-                wins += ok
+                _, info = _play_oracle(env, seed + k, ids[k * step])
+                wins += bool(info["success"])
+                if info.get("tampered"):
+                    flagged.append(info["task_id"])
             rate = wins / max(n, 1)
             report.oracle_success_rate = rate
+            assert not flagged, (f"the env flagged its own oracle as tampering on {len(flagged)}/{n} test tasks "
+                                 f"(first: {flagged[0]}): its tamper detection has false positives")
             assert rate >= floor, f"oracle solved {wins}/{n} test tasks, below {floor:.0%}"
             return f"oracle solved {wins}/{n} test tasks"
         finally:

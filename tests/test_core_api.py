@@ -377,10 +377,15 @@ def test_failed_reset_leaves_no_episode_to_step():
 
 def test_tampered_is_reported_from_the_catching_step_to_the_end_of_the_episode():
     class Grader(HouseholdEnv):
+        flag = "inventory"  # stands for the hack a grader catches; None: it flags every action
+
         def _act(self, action):
             out = super()._act(action)
-            out.tampered = action == "inventory"  # stands for a grader that caught a hack
+            out.tampered = self.flag is None or action == self.flag
             return out
+
+    class FlagsEverything(Grader):
+        flag = None
 
     env = Grader()
     env.reset(seed=0)
@@ -388,6 +393,11 @@ def test_tampered_is_reported_from_the_catching_step_to_the_end_of_the_episode()
     assert seen == [False, True, True]
     assert env.reset(seed=0)[1]["tampered"] is False
     assert aem_envs.make(ENV_ID).reset(seed=0)[1]["tampered"] is False  # a key of every info
+    # A grader that flags the oracle has false positives: the conformance check says so.
+    report = aem_envs.check_env(FlagsEverything(), oracle_episodes=3)
+    failed = [r for r in report.results if not r.passed]
+    assert [r.name for r in failed] == ["oracle_solves_tasks"], str(report)
+    assert "flagged its own oracle as tampering on 3/3 test tasks" in failed[0].detail
 
 
 # ---------------------------------------------------------------------------- CLI
