@@ -31,3 +31,13 @@ def guess_ckpt(tmp_path_factory) -> Path:
     init_model(out, ["aem/GuessNumber-v0"], preset="test", episodes=30)
     return out
 
+
+@pytest.fixture(scope="session")
+def household_ckpt(tmp_path_factory) -> str:
+    """A random-init test-preset model with a tokenizer trained on Household text (tests only
+    read it: runs write their own directories)."""
+    from aem_train.tiny import init_model
+
+    out = tmp_path_factory.mktemp("household-model") / "m"
+    init_model(out, ["aem/Household-v0"], preset="test", episodes=20, seed=0)
+    return str(out)

@@ -52,12 +52,8 @@ aem_envs.register("aem/TestSayWord-v0", SayWordEnv, max_turns=1)
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    from aem_train.tiny import init_model
-
-    out = tmp_path_factory.mktemp("model") / "m"
-    init_model(out, ["aem/Household-v0"], preset="test", episodes=20, seed=0)
-    return str(out)
+def tiny_model(household_ckpt) -> str:
+    return household_ckpt
 
 
 def _success_curve(model: str, run_dir: Path, lr: float = 2e-3, **algo) -> np.ndarray:

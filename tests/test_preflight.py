@@ -23,12 +23,8 @@ from aem_train.trainer import ValueHead, _hidden_size, train
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    from aem_train.tiny import init_model
-
-    out = tmp_path_factory.mktemp("model") / "m"
-    init_model(out, ["aem/Household-v0"], preset="test", episodes=20, seed=0)
-    return str(out)
+def model_dir(household_ckpt) -> str:
+    return household_ckpt
 
 
 @pytest.fixture(scope="module")

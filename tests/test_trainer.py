@@ -19,12 +19,8 @@ import aem_envs
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    from aem_train.tiny import init_model
-
-    out = tmp_path_factory.mktemp("model") / "m"
-    init_model(out, ["aem/Household-v0"], preset="test", episodes=20, seed=0)
-    return str(out)
+def tiny_model(household_ckpt) -> str:
+    return household_ckpt
 
 
 def _cfg(model: str, run_dir: Path, **over):
