@@ -83,7 +83,7 @@ class PPOConfig:
     clip_low: float = 0.2
     clip_high: float = 0.28
     dual_clip: float = 0.0  # 0 = off, else c (e.g. 3.0)
-    loss_agg: str = "token-mean"  # token-mean | response-mean
+    loss_agg: str = "token-mean"  # token-mean | response-mean | trajectory-mean (each trajectory counts once)
     kl_coef: float = 0.0
     entropy_coef: float = 0.0
     vf_coef: float = 0.5
@@ -140,7 +140,7 @@ _CHOICES = {
     ("algo", "direction"): ("normal", "reversed"),
     ("algo", "mean_over"): ("responses", "tokens"),
     ("algo", "renormalize"): ("none", "scale", "standardize"),
-    ("ppo", "loss_agg"): ("token-mean", "response-mean"),
+    ("ppo", "loss_agg"): ("token-mean", "response-mean", "trajectory-mean"),
     ("env", "mode"): ("sync", "threads"),
     ("rollout", "prompt_overflow"): ("truncate", "error"),
     ("train", "preflight"): ("auto", "always", "never"),

@@ -16,6 +16,10 @@ Aggregation (logged as ``loss_agg_mode``):
   responses weigh more).
 - ``response-mean``: mean over each response's tokens, then mean over responses (each
   response counts once). Rows without tokens are skipped.
+- ``trajectory-mean``: ``response-mean`` weighted by ``row_weights``, which the trainer sets to
+  1 / (responses of the row's trajectory in the batch): each trajectory counts once, so a
+  failing episode that ran to the turn limit weighs no more than a short solved one (the
+  turn-count bias of the other two modes).
 
 Optional terms: KL to a reference with the k3 estimator ``exp(ref - logp) - (ref - logp) - 1``
 (>= 0, unbiased for KL(pi || ref)), an entropy bonus (``- coef * entropy``), and a clipped
@@ -40,7 +44,7 @@ __all__ = [
     "ppo_loss",
 ]
 
-AGG_MODES = ("token-mean", "response-mean")
+AGG_MODES = ("token-mean", "response-mean", "trajectory-mean")
 _LOG_RATIO_LIMIT = 20.0  # exp(20) ~ 5e8: keeps a wild ratio finite instead of inf/NaN
 
 
@@ -73,17 +77,25 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (torch.where(m > 0, x, torch.zeros_like(x)) * m).sum() / m.sum().clamp(min=1.0)
 
 
-def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean") -> torch.Tensor:
-    """Reduce a ``[B, T]`` per-token quantity to a scalar with ``token-mean`` or ``response-mean``."""
+def aggregate(
+    loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", row_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Reduce a ``[B, T]`` per-token quantity to a scalar (module docstring); ``trajectory-mean``
+    needs ``row_weights`` ``[B]``."""
     m = _check_mask(mask, loss_mat)
     vals = torch.where(m > 0, loss_mat, torch.zeros_like(loss_mat)) * m
     if mode == "token-mean":
         return vals.sum() / m.sum().clamp(min=1.0)
-    if mode == "response-mean":
+    if mode in ("response-mean", "trajectory-mean"):
         lengths = m.sum(dim=-1)
-        has_tokens = lengths > 0
+        w = (lengths > 0).to(m.dtype)
+        if mode == "trajectory-mean":
+            if row_weights is None or row_weights.shape != lengths.shape:
+                raise ValueError("loss_agg_mode='trajectory-mean' needs row_weights of shape [B]: "
+                                 "1 / (responses of the row's trajectory in the batch)")
+            w = w * row_weights.to(m.dtype)
         per_response = vals.sum(dim=-1) / lengths.clamp(min=1.0)
-        return (per_response * has_tokens).sum() / has_tokens.sum().clamp(min=1)
+        return (per_response * w).sum() / w.sum().clamp(min=torch.finfo(m.dtype).tiny)
     raise ValueError(f"loss_agg_mode={mode!r} is not one of {', '.join(AGG_MODES)}")
 
 
@@ -113,6 +125,7 @@ def policy_loss(
     clip_high: float = 0.2,
     dual_clip: float | None = None,
     loss_agg_mode: str = "token-mean",
+    row_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Clipped PPO surrogate on response tokens: ``(loss, metrics)``.
 
@@ -144,7 +157,7 @@ def policy_loss(
         loss3 = -adv * dual_clip
         dual_active = (adv < 0) & (loss3 < clipped)
         token_loss = torch.where(adv < 0, torch.minimum(clipped, loss3), clipped)
-    loss = aggregate(token_loss, m, loss_agg_mode)
+    loss = aggregate(token_loss, m, loss_agg_mode, row_weights)
     with torch.no_grad():
         metrics: dict[str, Any] = {
             "pg_loss": loss.item(),
@@ -216,15 +229,17 @@ def ppo_loss(
     old_values: torch.Tensor | None = None,
     returns: torch.Tensor | None = None,
     value_mask: torch.Tensor | None = None,
+    row_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Total loss = policy loss + kl_coef * KL_k3 - entropy_coef * entropy + vf_coef * value loss.
 
     ``entropy`` is the per-token entropy ``[B, T]`` of the current policy (with grad if the bonus
-    is on); it is always logged when given. KL and entropy use the same aggregation as the
-    policy loss. Returns ``(loss, metrics)``; metrics include every term and ``loss_agg_mode``.
+    is on); it is always logged when given. KL and entropy use the same aggregation (and
+    ``row_weights``, for ``trajectory-mean``) as the policy loss. Returns ``(loss, metrics)``; metrics include every term and ``loss_agg_mode``.
     """
     loss, metrics = policy_loss(
-        logp, old_logp, advantages, mask, config.clip_low, config.clip_high, config.dual_clip, config.loss_agg_mode
+        logp, old_logp, advantages, mask, config.clip_low, config.clip_high, config.dual_clip, config.loss_agg_mode,
+        row_weights,
     )
     if config.kl_coef > 0 and ref_logp is None:
         raise ValueError("kl_coef > 0 needs ref_logp= (reference log-probs of the response tokens)")
@@ -234,7 +249,7 @@ def ppo_loss(
         zero = torch.zeros_like(logp)
         # sanitise padding first: a NaN there would leak into gradients through exp
         kl_tok = kl_k3(torch.where(live, logp, zero), torch.where(live, ref_logp.to(logp.dtype), zero))
-        kl = aggregate(kl_tok, mask, config.loss_agg_mode)
+        kl = aggregate(kl_tok, mask, config.loss_agg_mode, row_weights)
         metrics["kl_ref"] = kl.item()
         if config.kl_coef > 0:
             loss = loss + config.kl_coef * kl
@@ -242,7 +257,7 @@ def ppo_loss(
         raise ValueError("entropy_coef > 0 needs entropy= (per-token entropy [B, T] of the current policy)")
     if entropy is not None:
         _check_same_shape("entropy", entropy, logp)
-        ent = aggregate(entropy, mask, config.loss_agg_mode)
+        ent = aggregate(entropy, mask, config.loss_agg_mode, row_weights)
         metrics["entropy"] = ent.item()
         if config.entropy_coef > 0:
             loss = loss - config.entropy_coef * ent

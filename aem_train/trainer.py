@@ -143,7 +143,7 @@ def ppo_update(
     A minibatch larger than the token budget is split into micro-batches whose losses are
     weighted so that the accumulated gradient equals the gradient of the whole minibatch's
     loss under the chosen aggregation (tokens for ``token-mean``, responses for
-    ``response-mean``).
+    ``response-mean``, row weights 1 / rows of the trajectory for ``trajectory-mean``).
     """
     p = cfg.ppo
     loss_cfg = PPOLossConfig(
@@ -166,6 +166,9 @@ def ppo_update(
     if value_head is not None:
         params += list(value_head.parameters())
     old_values = np.array([r.extras.get("value", 0.0) for r in rows], np.float32)
+    # trajectory-mean: a row weighs 1 / (rows of its trajectory), so each trajectory sums to 1
+    _, traj_index, traj_rows = np.unique([r.traj_id for r in rows], return_inverse=True, return_counts=True)
+    traj_w = 1.0 / traj_rows[traj_index]
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     tokens, t0, stopped_early = 0, time.perf_counter(), False
@@ -199,11 +202,16 @@ def ppo_update(
                 old = _pad([rows[i].old_logprobs for i in micro], R).to(policy.device)
                 a = torch.as_tensor(adv[micro], dtype=torch.float32, device=policy.device)
                 ref = _pad([ref_lp[i] for i in micro], R).to(policy.device) if ref_lp is not None else None
-                loss, m = ppo_loss(logp, old, a, batch.response_mask, loss_cfg, ref_logp=ref, entropy=ent)
+                rw = torch.as_tensor(traj_w[micro], dtype=torch.float32, device=policy.device)
+                loss, m = ppo_loss(logp, old, a, batch.response_mask, loss_cfg, ref_logp=ref, entropy=ent, row_weights=rw)
                 micro_tokens = sum(rows[i].num_tokens for i in micro)
-                # every row has >= 1 response token (build_response_batch refuses empty ones), so
-                # response-mean's denominator is the row count
-                w = micro_tokens / mb_tokens if p.loss_agg == "token-mean" else len(micro) / len(mb)
+                # each micro-batch's share of its minibatch's denominator; every row has >= 1
+                # response token (build_response_batch refuses empty ones)
+                w = {
+                    "token-mean": micro_tokens / mb_tokens,
+                    "response-mean": len(micro) / len(mb),
+                    "trajectory-mean": float(traj_w[micro].sum() / traj_w[mb].sum()),
+                }[p.loss_agg]
                 total = loss * w
                 if value_head is not None and returns is not None:
                     v = value_head(policy, [rows[i].prompt_ids for i in micro])

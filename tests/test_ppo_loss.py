@@ -59,6 +59,28 @@ def test_per_token_gradients_of_each_aggregation():
         assert torch.allclose(logp.grad[b, :n], torch.full((n,), -ADV[b].item() / 7, dtype=torch.float64))
 
 
+def test_trajectory_mean_counts_each_trajectory_once():
+    # row 0 is a one-turn trajectory, rows 1 and 2 are the two turns of another: weights 1/rows
+    w = torch.tensor([1.0, 0.5, 0.5], dtype=torch.float64)
+    logp, old, mask = padded()
+    loss, m = policy_loss(logp, old, ADV, mask, loss_agg_mode="trajectory-mean", row_weights=w)
+    # per-response losses -A = [-1, 2, -0.5]; trajectories -1 and mean(2, -0.5) = 0.75 -> mean -0.125
+    assert loss.item() == pytest.approx(-0.125, abs=1e-12) and m["loss_agg_mode"] == "trajectory-mean"
+    loss.backward()
+    for b, n in enumerate(LENGTHS):  # d loss / d logp = -A * w / (len * sum(w))
+        assert torch.allclose(logp.grad[b, :n], torch.full((n,), -ADV[b].item() * w[b].item() / (n * 2.0), dtype=torch.float64))
+    # one row per trajectory: the same as response-mean
+    logp, old, mask = padded()
+    ones = torch.ones(3, dtype=torch.float64)
+    assert policy_loss(logp, old, ADV, mask, loss_agg_mode="trajectory-mean", row_weights=ones)[0].item() == pytest.approx(1 / 6)
+    with pytest.raises(ValueError, match="needs row_weights of shape"):
+        policy_loss(logp, old, ADV, mask, loss_agg_mode="trajectory-mean")
+    # KL and entropy follow the same weights
+    ent = torch.where(mask, torch.tensor([[1.0], [2.0], [4.0]], dtype=torch.float64).expand(3, 4), torch.zeros(3, 4, dtype=torch.float64))
+    _, m = ppo_loss(logp, old, ADV, mask, PPOLossConfig(loss_agg_mode="trajectory-mean"), entropy=ent, row_weights=w)
+    assert m["entropy"] == pytest.approx((1 * 1.0 + 0.5 * 2.0 + 0.5 * 4.0) / 2.0)
+
+
 def test_masked_padding_has_zero_gradient_and_no_nan():
     logp, old, mask = padded()
     for mode in ("token-mean", "response-mean"):

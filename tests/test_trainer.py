@@ -131,7 +131,7 @@ def test_resume_after_crash_truncates_logs(tiny_model, reference_run, tmp_path, 
         {"algo.modulation": "empg"},
         {"algo.estimator": "rloo"},
         {"algo.estimator": "gigpo", "algo.modulation": "aem"},
-        {"algo.estimator": "gae"},
+        {"algo.estimator": "gae", "ppo.loss_agg": "trajectory-mean"},
         {"ppo.kl_coef": 0.05, "ppo.entropy_coef": 0.01, "ppo.dual_clip": 3.0, "ppo.loss_agg": "response-mean"},
         {"model.lora": True, "model.lora_r": 4, "ppo.kl_coef": 0.05},
     ],
@@ -152,7 +152,7 @@ def test_estimators_and_modulations_run(tiny_model, tmp_path, over):
     assert final["loss_agg"] == over.get("ppo.loss_agg", "token-mean")  # which aggregation ran is recorded
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "response-mean"])
+@pytest.mark.parametrize("agg", ["token-mean", "response-mean", "trajectory-mean"])
 def test_microbatching_matches_one_batch(tiny_model, agg):
     """Gradient accumulation over token-budget micro-batches equals one big batch."""
     torch.manual_seed(0)
@@ -162,6 +162,9 @@ def test_microbatching_matches_one_batch(tiny_model, agg):
     res = collect(pol, vec, RolloutConfig(GenerationSettings(max_new_tokens=6), window=1), seed=3)
     vec.close()
     rows = res.rows
+    if agg == "trajectory-mean":  # trajectories of 1, 2 and the rest rows: unequal row weights
+        for i, r in enumerate(rows):
+            r.traj_id = 0 if i == 0 else 1 if i < 3 else 2
     adv = np.linspace(-1, 1, len(rows))
     grads = []
     for budget in (10**6, 40):
