@@ -235,7 +235,8 @@ def ppo_loss(
 
     ``entropy`` is the per-token entropy ``[B, T]`` of the current policy (with grad if the bonus
     is on); it is always logged when given. KL and entropy use the same aggregation (and
-    ``row_weights``, for ``trajectory-mean``) as the policy loss. Returns ``(loss, metrics)``; metrics include every term and ``loss_agg_mode``.
+    ``row_weights``, for ``trajectory-mean``) as the policy loss. Returns ``(loss, metrics)``;
+    metrics include every term and ``loss_agg_mode``.
     """
     loss, metrics = policy_loss(
         logp, old_logp, advantages, mask, config.clip_low, config.clip_high, config.dual_clip, config.loss_agg_mode,

@@ -379,7 +379,7 @@ def _collect(
             tr.turns += 1
             tr.ret += reward
             tr.invalid_actions += int(not row.action_valid)
-            tr.tampered = tr.tampered or bool(info.get("tampered", False))
+            tr.tampered = tr.tampered or row.extras["tampered"]
             if info.get("error_kind") == "infra":
                 tr.dropped = _dropped_kind(info)
                 tr.error = info.get("exception") or step.observations[i]

@@ -202,16 +202,19 @@ def ppo_update(
                 old = _pad([rows[i].old_logprobs for i in micro], R).to(policy.device)
                 a = torch.as_tensor(adv[micro], dtype=torch.float32, device=policy.device)
                 ref = _pad([ref_lp[i] for i in micro], R).to(policy.device) if ref_lp is not None else None
-                rw = torch.as_tensor(traj_w[micro], dtype=torch.float32, device=policy.device)
+                rw = None
+                if p.loss_agg == "trajectory-mean":
+                    rw = torch.as_tensor(traj_w[micro], dtype=torch.float32, device=policy.device)
                 loss, m = ppo_loss(logp, old, a, batch.response_mask, loss_cfg, ref_logp=ref, entropy=ent, row_weights=rw)
                 micro_tokens = sum(rows[i].num_tokens for i in micro)
                 # each micro-batch's share of its minibatch's denominator; every row has >= 1
                 # response token (build_response_batch refuses empty ones)
-                w = {
-                    "token-mean": micro_tokens / mb_tokens,
-                    "response-mean": len(micro) / len(mb),
-                    "trajectory-mean": float(traj_w[micro].sum() / traj_w[mb].sum()),
-                }[p.loss_agg]
+                if p.loss_agg == "token-mean":
+                    w = micro_tokens / mb_tokens
+                elif p.loss_agg == "response-mean":
+                    w = len(micro) / len(mb)
+                else:
+                    w = float(traj_w[micro].sum() / traj_w[mb].sum())
                 total = loss * w
                 if value_head is not None and returns is not None:
                     v = value_head(policy, [rows[i].prompt_ids for i in micro])
