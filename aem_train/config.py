@@ -67,6 +67,10 @@ class AlgoConfig:
     gae_lambda: float = 0.95
     gigpo_weight: float = 1.0
     std_normalize: bool = True  # grpo and gigpo: divide by the group std (false = Dr.GRPO-style mean only)
+    # DAPO's dynamic sampling (rollout.collect_informative): train only on groups whose returns
+    # differ, collecting up to max_sampling_rounds batches per iteration to fill env.groups of them
+    filter_groups: bool = False
+    max_sampling_rounds: int = 1
 
     @property
     def alpha_clip(self) -> tuple[float, float] | None:
@@ -84,6 +88,9 @@ class PPOConfig:
     clip_high: float = 0.28
     dual_clip: float = 0.0  # 0 = off, else c (e.g. 3.0)
     loss_agg: str = "token-mean"  # token-mean | response-mean | trajectory-mean (each trajectory counts once)
+    # token = PPO's ratio per token; sequence = GSPO's one ratio per response (aem_train/ppo.py);
+    # GSPO also wants loss_agg=response-mean and clip_low/clip_high of a few 1e-4
+    ratio_level: str = "token"
     kl_coef: float = 0.0
     entropy_coef: float = 0.0
     vf_coef: float = 0.5
@@ -141,6 +148,7 @@ _CHOICES = {
     ("algo", "mean_over"): ("responses", "tokens"),
     ("algo", "renormalize"): ("none", "scale", "standardize"),
     ("ppo", "loss_agg"): ("token-mean", "response-mean", "trajectory-mean"),
+    ("ppo", "ratio_level"): ("token", "sequence"),
     ("env", "mode"): ("sync", "threads"),
     ("rollout", "prompt_overflow"): ("truncate", "error"),
     ("train", "preflight"): ("auto", "always", "never"),
@@ -225,6 +233,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("ppo.clip_low must be in (0, 1) and ppo.clip_high in (0, 10)")
     if p.dual_clip and p.dual_clip <= 1:
         raise ConfigError("ppo.dual_clip must be 0 (off) or > 1, e.g. 3.0")
+    if a.filter_groups and a.estimator not in ("grpo", "rloo", "gigpo"):
+        raise ConfigError(f"algo.filter_groups keeps groups whose returns differ, which only a group estimator "
+                          f"uses, not {a.estimator}; set algo.estimator=grpo, rloo or gigpo, or algo.filter_groups=false")
+    if a.max_sampling_rounds < 1 or (a.max_sampling_rounds > 1 and not a.filter_groups):
+        raise ConfigError("algo.max_sampling_rounds must be >= 1, and > 1 only with algo.filter_groups=true")
     if a.range_guard < 0 or a.lam < 0:
         raise ConfigError("algo.range_guard and algo.lam must be >= 0")
     if not a.std_normalize and a.estimator not in ("grpo", "gigpo"):

@@ -11,6 +11,16 @@ Policy loss, per token, with ``ratio = exp(logp - old_logp)``::
     l = max(-A * ratio, -A * clip(ratio, 1 - clip_low, 1 + clip_high))     (clip-higher if high > low)
     dual clip (A < 0 only):  l = min(l, -A * dual_clip)                     (dual_clip = c, e.g. 3)
 
+``ratio_level="sequence"`` is GSPO's ratio (Zheng et al., arXiv 2507.18071): one ratio per
+response, the geometric mean of its token ratios, clipped per response and shared by its tokens::
+
+    s = exp( mean over the response's tokens of (logp - old_logp) )   then l as above with s
+
+Every token of a response then gets the same gradient weight (``s * A / |y|`` under
+``response-mean``), and one outlier token can no longer clip or dominate its response. GSPO =
+``ratio_level="sequence"`` + ``response-mean`` + clip ranges of a few 1e-4 (paper: 3e-4 / 4e-4),
+as sequence ratios stay much closer to 1 than token ratios.
+
 Aggregation (logged as ``loss_agg_mode``):
 - ``token-mean``: sum of token losses / number of response tokens in the batch (long
   responses weigh more).
@@ -35,6 +45,7 @@ import torch
 
 __all__ = [
     "AGG_MODES",
+    "RATIO_LEVELS",
     "PPOLossConfig",
     "aggregate",
     "masked_mean",
@@ -45,6 +56,7 @@ __all__ = [
 ]
 
 AGG_MODES = ("token-mean", "response-mean", "trajectory-mean")
+RATIO_LEVELS = ("token", "sequence")
 _LOG_RATIO_LIMIT = 20.0  # exp(20) ~ 5e8: keeps a wild ratio finite instead of inf/NaN
 
 
@@ -54,6 +66,7 @@ class PPOLossConfig:
     clip_high: float = 0.2  # > clip_low = clip-higher (DAPO uses 0.28)
     dual_clip: float | None = None  # c > 1, e.g. 3.0; bounds the loss of negative advantages
     loss_agg_mode: str = "token-mean"
+    ratio_level: str = "token"  # "sequence" = GSPO's one ratio per response
     kl_coef: float = 0.0  # weight of k3 KL to the reference (needs ref_logp)
     entropy_coef: float = 0.0  # entropy bonus weight (needs entropy)
     vf_coef: float = 0.5  # value loss weight (needs values, old_values, returns)
@@ -126,18 +139,23 @@ def policy_loss(
     dual_clip: float | None = None,
     loss_agg_mode: str = "token-mean",
     row_weights: torch.Tensor | None = None,
+    ratio_level: str = "token",
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Clipped PPO surrogate on response tokens: ``(loss, metrics)``.
 
-    Metrics: ``pg_loss``, ``approx_kl`` (k3 estimate of KL(old || new), masked token mean), ``clip_frac``
-    (tokens where the clipped branch is active), ``clip_frac_low/high`` (ratio beyond each
-    bound), ``dual_clip_frac``, ``ratio_mean``, ``ratio_max``, ``loss_agg_mode``. Raises
+    Metrics: ``pg_loss``, ``approx_kl`` (k3 estimate of KL(old || new) from the token ratios,
+    masked token mean), ``clip_frac`` (tokens where the clipped branch is active),
+    ``clip_frac_low/high`` (ratio beyond each bound), ``dual_clip_frac``, ``ratio_mean``,
+    ``ratio_max``, ``loss_agg_mode``, ``ratio_level``; with ``ratio_level="sequence"`` the ratio
+    and clip metrics are those of the response ratios, counted on their tokens. Raises
     ``ValueError`` on mismatched shapes or out-of-range clip settings.
     """
     if dual_clip is not None and dual_clip <= 1.0:
         raise ValueError(f"dual_clip={dual_clip} must be > 1 (e.g. 3.0) or None")
     if not (0.0 <= clip_low < 1.0 and clip_high >= 0.0):
         raise ValueError(f"clip_low={clip_low}, clip_high={clip_high}: need 0 <= clip_low < 1 and clip_high >= 0")
+    if ratio_level not in RATIO_LEVELS:
+        raise ValueError(f"ratio_level={ratio_level!r} is not one of {', '.join(RATIO_LEVELS)}")
     _check_same_shape("old_logp", old_logp, logp)
     m = _check_mask(mask, logp)
     live = m > 0
@@ -147,7 +165,12 @@ def policy_loss(
     old_ = torch.where(live, old_logp.to(logp.dtype), zero)
     adv = torch.where(live, _broadcast_adv(advantages, logp), zero)
     log_ratio = (logp_ - old_).clamp(-_LOG_RATIO_LIMIT, _LOG_RATIO_LIMIT)
-    ratio = torch.exp(log_ratio)
+    token_ratio = torch.exp(log_ratio)
+    ratio = token_ratio
+    if ratio_level == "sequence":
+        # padded entries hold 0 in log_ratio, so the sum is over the response's own tokens
+        seq_log_ratio = log_ratio.sum(dim=-1, keepdim=True) / m.sum(dim=-1, keepdim=True).clamp(min=1.0)
+        ratio = torch.where(live, torch.exp(seq_log_ratio).expand_as(logp), torch.ones_like(logp))
     loss1 = -adv * ratio
     loss2 = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     clipped = torch.maximum(loss1, loss2)
@@ -162,7 +185,7 @@ def policy_loss(
         metrics: dict[str, Any] = {
             "pg_loss": loss.item(),
             # tokens were sampled from pi_old, so (r - 1) - log r estimates KL(pi_old || pi) (CleanRL's)
-            "approx_kl": float(masked_mean((ratio - 1.0) - log_ratio, m)),
+            "approx_kl": float(masked_mean((token_ratio - 1.0) - log_ratio, m)),
             "clip_frac": float(masked_mean((loss2 > loss1).to(m.dtype), m)),
             "clip_frac_low": float(masked_mean((ratio < 1.0 - clip_low).to(m.dtype), m)),
             "clip_frac_high": float(masked_mean((ratio > 1.0 + clip_high).to(m.dtype), m)),
@@ -170,6 +193,7 @@ def policy_loss(
             "ratio_mean": float(masked_mean(ratio, m)),
             "ratio_max": float(torch.where(live, ratio, zero).max()) if live.any() else 1.0,
             "loss_agg_mode": loss_agg_mode,
+            "ratio_level": ratio_level,
         }
     return loss, metrics
 
@@ -240,7 +264,7 @@ def ppo_loss(
     """
     loss, metrics = policy_loss(
         logp, old_logp, advantages, mask, config.clip_low, config.clip_high, config.dual_clip, config.loss_agg_mode,
-        row_weights,
+        row_weights, config.ratio_level,
     )
     if config.kl_coef > 0 and ref_logp is None:
         raise ValueError("kl_coef > 0 needs ref_logp= (reference log-probs of the response tokens)")

@@ -391,8 +391,6 @@ def _collect(
     rows: list[Row] = []
     for i, tr in enumerate(trajs):
         if tr.dropped is not None:
-            stats.dropped_infra += 1
-            stats.env_exceptions += int(tr.dropped == "exception")
             continue
         for row in pending[i]:
             row.traj_return, row.traj_success = tr.ret, tr.success
@@ -408,8 +406,17 @@ def _collect(
             r.old_logprobs, r.token_entropy = lp, ent
         stats.score_seconds += time.perf_counter() - t0
 
+    _summarise(stats, trajs, rows)
+    return RolloutResult(rows, trajs, stats)
+
+
+def _summarise(stats: RolloutStats, trajs: Sequence[TrajectoryInfo], rows: Sequence[Row]) -> None:
+    """Fill the figures of ``stats`` that follow from the trajectories and kept rows."""
     kept = [t for t in trajs if t.dropped is None]
+    stats.episodes = len(trajs)
     stats.kept = len(kept)
+    stats.dropped_infra = len(trajs) - len(kept)
+    stats.env_exceptions = sum(t.dropped == "exception" for t in trajs)
     stats.rows = len(rows)
     if kept:
         turns = sum(t.turns for t in kept)
@@ -421,7 +428,82 @@ def _collect(
     stats.prompt_tokens = sum(len(r.prompt_ids) for r in rows)
     stats.response_tokens = sum(len(r.response_ids) for r in rows)
     stats.mean_prompt_tokens = stats.prompt_tokens / max(len(rows), 1)
+
+
+def merge_results(results: Sequence[RolloutResult]) -> RolloutResult:
+    """One result of several :func:`collect` calls (made with distinct ``traj_offset`` and
+    ``group_offset``): rows and trajectories concatenated, rates over all of them, counters and
+    times summed."""
+    if not results:
+        raise ValueError("merge_results needs at least one RolloutResult")
+    rows = [r for res in results for r in res.rows]
+    trajs = [t for res in results for t in res.trajectories]
+    stats = RolloutStats()
+    for name in ("truncated_responses", "truncated_prompts", "generate_seconds", "score_seconds", "env_seconds", "seconds"):
+        setattr(stats, name, sum(getattr(res.stats, name) for res in results))
+    _summarise(stats, trajs, rows)
     return RolloutResult(rows, trajs, stats)
 
 
-__all__ = ["AllEpisodesFailed", "PromptTooLong", "failure_summary", "first_error", "RolloutConfig", "fit_prompt", "prompt_limit", "RolloutResult", "RolloutStats", "TrajectoryInfo", "collect", "guarded_envs"]
+# ---------------------------------------------------------------------- dynamic sampling
+def informative_groups(rows: Sequence[Row]) -> list[int]:
+    """Group ids, in order of first appearance, whose kept trajectories' returns are not all
+    equal: the groups an outcome-based group advantage (GRPO, RLOO) gives any signal."""
+    returns: dict[int, dict[int, float]] = {}
+    for r in rows:
+        returns.setdefault(r.group_id, {})[r.traj_id] = r.traj_return
+    return [g for g, by_traj in returns.items() if len(set(by_traj.values())) > 1]
+
+
+@dataclass
+class SamplingInfo:
+    rounds: int  # collect calls made
+    groups_sampled: int  # groups over all rounds
+    groups_informative: int  # of those, groups whose returns differ
+    groups_trained: int  # informative groups kept for the update (at most the target)
+
+
+def collect_informative(
+    policy: Policy,
+    vec_env: TextVecEnv,
+    config: RolloutConfig,
+    *,
+    seed: int,
+    groups: int,
+    max_rounds: int,
+    split: str | None = "train",
+) -> tuple[RolloutResult, list[Row], SamplingInfo]:
+    """DAPO's dynamic sampling (Yu et al., arXiv 2503.14476): collect batches until ``groups``
+    informative groups (:func:`informative_groups`) are in hand or ``max_rounds`` batches were
+    played, and train on the first ``groups`` of them.
+
+    Groups whose trajectories all scored the same carry no outcome advantage; kept, they only
+    dilute a token-mean loss. Round ``k`` plays fresh tasks (seed derived from ``seed`` and
+    ``k``; round 0 is exactly ``collect(seed=seed)``). Returns ``(every round merged, the rows
+    to train on, info)``; when no group was informative the first round's rows come back
+    unfiltered (their outcome advantages are 0, so only step advantages, KL and entropy terms
+    act) and ``info.groups_trained`` is 0.
+    """
+    if groups < 1 or max_rounds < 1:
+        raise ValueError(f"groups={groups} and max_rounds={max_rounds} must be >= 1")
+    n_envs, n_groups = vec_env.num_envs, len(set(int(g) for g in vec_env.group_ids))
+    results: list[RolloutResult] = []
+    chosen: list[int] = []
+    for k in range(max_rounds):
+        round_seed = seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+        res = collect(policy, vec_env, config, seed=round_seed, split=split,
+                      traj_offset=k * n_envs, group_offset=k * n_groups)
+        results.append(res)
+        chosen += informative_groups(res.rows)[: groups - len(chosen)]
+        if len(chosen) >= groups:
+            break
+    merged = merge_results(results)
+    info = SamplingInfo(len(results), len(results) * n_groups,
+                        sum(len(informative_groups(r.rows)) for r in results), len(chosen))
+    if not chosen:
+        return merged, list(results[0].rows), info
+    keep = set(chosen)
+    return merged, [r for r in merged.rows if r.group_id in keep], info
+
+
+__all__ = ["AllEpisodesFailed", "PromptTooLong", "failure_summary", "first_error", "RolloutConfig", "fit_prompt", "prompt_limit", "RolloutResult", "RolloutStats", "TrajectoryInfo", "collect", "collect_informative", "guarded_envs", "informative_groups", "merge_results"]

@@ -52,7 +52,7 @@ from aem_train.policy import (
 )
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
 from aem_train.preflight import preflight
-from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, failure_summary, prompt_limit
+from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, collect_informative, failure_summary, prompt_limit
 from aem_train.rows import Row
 
 EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
@@ -151,6 +151,7 @@ def ppo_update(
         clip_high=p.clip_high,
         dual_clip=p.dual_clip or None,
         loss_agg_mode=p.loss_agg,
+        ratio_level=p.ratio_level,
         kl_coef=p.kl_coef,
         entropy_coef=p.entropy_coef,
         vf_coef=p.vf_coef,
@@ -403,6 +404,9 @@ def _batch_metrics(rows: list[Row], stats, base: np.ndarray, alpha: np.ndarray, 
         "alpha/max": float(alpha.max()) if len(alpha) else 1.0,
         "alpha/std": float(alpha.std()) if len(alpha) else 0.0,
         "alpha/corr_abs_adv": corr,
+        # responses whose advantage modulation left as it was: AEM's range guard (or a
+        # one-response scope); 1.0 under modulation none. Near 1 under AEM means it is mostly off.
+        "alpha/unchanged_share": float((alpha == 1.0).mean()) if len(alpha) else 1.0,
         "perf/rollout_seconds": stats.seconds,
         "perf/generate_seconds": stats.generate_seconds,
         "perf/env_seconds": stats.env_seconds,
@@ -571,9 +575,21 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         for it in range(start + 1, t.iterations + 1):
             seed_it = iteration_seed(t.seed, it)
             rng = np.random.default_rng(seed_it)
-            # 1. rollouts: one row per turn
-            res = collect(policy, vec, rollout_cfg, seed=seed_it, split="train")
-            rows = res.rows
+            # 1. rollouts: one row per turn (with algo.filter_groups, only groups whose returns differ)
+            sampling: dict[str, float] = {}
+            if cfg.algo.filter_groups:
+                res, rows, info = collect_informative(
+                    policy, vec, rollout_cfg, seed=seed_it, groups=cfg.env.groups, max_rounds=cfg.algo.max_sampling_rounds,
+                )
+                sampling = {
+                    "sampling/rounds": info.rounds,
+                    "sampling/groups_trained": info.groups_trained,
+                    # DAPO's diagnostic: the share of groups a plain group advantage learns nothing from
+                    "sampling/uninformative_share": 1.0 - info.groups_informative / max(1, info.groups_sampled),
+                }
+            else:
+                res = collect(policy, vec, rollout_cfg, seed=seed_it, split="train")
+                rows = res.rows
             if not rows:  # nothing to learn from: stop before this iteration is logged or checkpointed
                 raise AllEpisodesFailed(f"iteration {it}: nothing to train on: {failure_summary(res.trajectories)}"
                                         + _resume_hint(run_dir, resume))
@@ -611,6 +627,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             upd = ppo_update(policy, optimizer, scheduler, rows, np.asarray(adv, np.float64), cfg, rng, value_head, returns)
             rec: dict[str, Any] = {"iteration": it}
             rec.update(_batch_metrics(rows, res.stats, np.asarray(base), np.asarray(alpha), np.asarray(adv)))
+            rec.update(sampling)
             rec.update(upd)
             rec["perf/modulation_seconds"] = mod_s
             rec["perf/modulation_share"] = mod_s / max(1e-9, res.stats.seconds + upd["perf/update_seconds"] + mod_s)
@@ -656,6 +673,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
         "estimator": cfg.algo.estimator,
         "modulation": cfg.algo.modulation,
         "loss_agg": cfg.ppo.loss_agg,  # the spec asks to record which aggregation ran
+        "ratio_level": cfg.ppo.ratio_level,
         "seed": t.seed,
     }
     if t.save_final_model:

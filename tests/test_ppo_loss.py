@@ -336,3 +336,64 @@ def test_value_loss_matches_a_plain_reference():
                 e = max(e, (oi + min(max(vi - oi, -clip), clip) - ri) ** 2)
             per.append(0.5 * e)
         assert loss.item() == pytest.approx(sum(per) / len(per), abs=1e-12)
+
+
+# ---------------------------------------------------------------- GSPO: one ratio per response
+def _gspo_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Responses of 1, 2 and 4 tokens with given token log-ratios (padding NaN)."""
+    log_ratios = [[0.05], [0.3, -0.1], [1.0, -0.3, -0.3, -0.3]]
+    logp, old, mask = padded()
+    with torch.no_grad():
+        for b, lr in enumerate(log_ratios):
+            logp[b, : len(lr)] = old[b, : len(lr)] + torch.tensor(lr, dtype=torch.float64)
+    seq = torch.tensor([sum(lr) / len(lr) for lr in log_ratios], dtype=torch.float64)
+    return logp, old, mask, seq
+
+
+def test_sequence_ratio_is_the_geometric_mean_and_clips_per_response():
+    logp, old, mask, seq = _gspo_case()
+    s = torch.exp(seq)  # 1.051, 1.105, 1.019
+    clip = 0.08
+    loss, m = policy_loss(logp, old, ADV, mask, clip, clip, loss_agg_mode="response-mean", ratio_level="sequence")
+    # each response: max(-A s, -A clip(s)); response 1 (A = -2 < 0, s = 1.105 > 1.08) takes the
+    # unclipped branch (the larger loss), the others are inside the range
+    per = [max(-a * r, -a * min(max(r, 1 - clip), 1 + clip)) for a, r in zip(ADV.tolist(), s.tolist())]
+    assert loss.item() == pytest.approx(sum(per) / 3, abs=1e-12)
+    assert m["ratio_level"] == "sequence" and m["clip_frac"] == 0.0
+    assert m["ratio_max"] == pytest.approx(s.max().item())
+    loss.backward()
+    # d/dlogp[b, t] = -A_b s_b / (|y_b| B): every token of a response gets the same weight
+    for b, n in enumerate(LENGTHS):
+        want = -ADV[b].item() * s[b].item() / (n * 3)
+        assert torch.allclose(logp.grad[b, :n], torch.full((n,), want, dtype=torch.float64))
+    assert torch.all(logp.grad[~mask] == 0.0)
+
+
+def test_one_outlier_token_clips_under_token_ratios_but_not_under_the_sequence_ratio():
+    logp, old, mask, _ = _gspo_case()
+    adv = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)  # only the 4-token response counts
+    _, tok = policy_loss(logp, old, adv, mask, 0.2, 0.2, loss_agg_mode="response-mean")
+    loss, seq = policy_loss(logp, old, adv, mask, 0.2, 0.2, loss_agg_mode="response-mean", ratio_level="sequence")
+    # token ratios: e^1 = 2.72 is clipped (A > 0, ratio > 1.2); the geometric mean e^0.025 is not
+    assert tok["clip_frac"] > 0 and tok["clip_frac_high"] > 0
+    assert seq["clip_frac"] == 0.0 and seq["clip_frac_high"] == 0.0
+    loss.backward()
+    assert torch.all(logp.grad[2, :4] != 0.0)  # the outlier still gets gradient through the mean
+    # a response whose mean log-ratio leaves the range is clipped whole: no gradient at all
+    logp.grad = None
+    loss, seq = policy_loss(logp, old, adv, mask, 0.01, 0.01, loss_agg_mode="response-mean", ratio_level="sequence")
+    loss.backward()
+    assert seq["clip_frac"] == 1.0 * 4 / 7 and torch.all(logp.grad == 0.0)
+
+
+def test_sequence_ratio_at_one_equals_the_token_ratio_loss_and_checks_its_name():
+    logp, old, mask = padded()
+    for mode in ("token-mean", "response-mean"):
+        a, _ = policy_loss(logp, old, ADV, mask, loss_agg_mode=mode)
+        b, _ = policy_loss(logp, old, ADV, mask, loss_agg_mode=mode, ratio_level="sequence")
+        assert a.item() == pytest.approx(b.item(), abs=1e-12)
+    cfg = PPOLossConfig(ratio_level="sequence", loss_agg_mode="response-mean", kl_coef=0.1)
+    loss, m = ppo_loss(logp, old, ADV, mask, cfg, ref_logp=old.clone())
+    assert torch.isfinite(loss) and m["ratio_level"] == "sequence"
+    with pytest.raises(ValueError, match="ratio_level='response' is not one of token, sequence"):
+        policy_loss(logp, old, ADV, mask, ratio_level="response")

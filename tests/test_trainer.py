@@ -76,7 +76,7 @@ def test_same_seed_same_run(tiny_model, reference_run, tmp_path):
     recs = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in recs] == [0, 1, 2, 3, 4]
     assert "eval/success_rate" in recs[0] and "eval/success_rate" in recs[2] and "eval/success_rate" in recs[4]
-    assert all(r["alpha/mean"] == 1.0 for r in recs[1:])  # modulation none
+    assert all(r["alpha/mean"] == 1.0 and r["alpha/unchanged_share"] == 1.0 for r in recs[1:])  # modulation none
     traj = [json.loads(x) for x in (d / "trajectories.jsonl").read_text().splitlines()]
     assert {"iteration", "response", "base_adv", "alpha", "adv", "mean_entropy", "surprisal"} <= set(traj[0])
     assert not any(t["tampered"] for t in traj) and all(r["train/tampered"] == 0 for r in recs[1:])
@@ -127,6 +127,8 @@ def test_resume_after_crash_truncates_logs(tiny_model, reference_run, tmp_path, 
     "over",
     [
         {"algo.modulation": "aem"},
+        {"algo.modulation": "aem", "algo.range_guard": 0.0},
+        {"algo.modulation": "aem", "algo.range_guard": 100.0},
         {"algo.modulation": "aem", "algo.scope": "trajectory", "algo.direction": "reversed", "algo.shuffle": True},
         {"algo.modulation": "empg"},
         {"algo.estimator": "rloo"},
@@ -134,6 +136,8 @@ def test_resume_after_crash_truncates_logs(tiny_model, reference_run, tmp_path, 
         {"algo.estimator": "gae", "ppo.loss_agg": "trajectory-mean"},
         {"ppo.kl_coef": 0.05, "ppo.entropy_coef": 0.01, "ppo.dual_clip": 3.0, "ppo.loss_agg": "response-mean"},
         {"model.lora": True, "model.lora_r": 4, "ppo.kl_coef": 0.05},
+        # GSPO: one ratio per response, response-mean, the paper's clip ranges
+        {"ppo.ratio_level": "sequence", "ppo.loss_agg": "response-mean", "ppo.clip_low": 3e-4, "ppo.clip_high": 4e-4},
     ],
 )
 def test_estimators_and_modulations_run(tiny_model, tmp_path, over):
@@ -144,12 +148,18 @@ def test_estimators_and_modulations_run(tiny_model, tmp_path, over):
     assert np.isfinite(r1["ppo/pg_loss"]) and r1["ppo/grad_norm"] >= 0
     if over.get("algo.modulation") == "aem" and not over.get("algo.shuffle"):
         assert r1["alpha/min"] <= 1.0 <= r1["alpha/max"]
+    if "algo.range_guard" in over:
+        # range_guard=0 guards no scope (alpha = 1 then only by coincidence); a guard wider than
+        # any entropy span guards every scope and leaves every advantage unchanged
+        assert (r1["alpha/unchanged_share"] < 0.5) == (over["algo.range_guard"] == 0.0)
+        assert (r1["alpha/unchanged_share"] == 1.0) == (over["algo.range_guard"] > 0.0)
     if over.get("algo.estimator") == "gae":
         assert "ppo/vf_loss" in r1
     if over.get("ppo.kl_coef"):
         assert r1["ppo/kl_ref"] >= 0
     assert final["iterations"] == 1
     assert final["loss_agg"] == over.get("ppo.loss_agg", "token-mean")  # which aggregation ran is recorded
+    assert final["ratio_level"] == over.get("ppo.ratio_level", "token")
 
 
 @pytest.mark.parametrize("agg", ["token-mean", "response-mean", "trajectory-mean"])
@@ -205,6 +215,8 @@ def test_config_errors():
         load(None, ["algo.direction=reversed"])
     with pytest.raises(ConfigError, match="group_size >= 2"):
         load(None, ["env.group_size=1"])
+    with pytest.raises(ConfigError, match="ppo.ratio_level='seq' is not one of token, sequence"):
+        load(None, ["ppo.ratio_level=seq"])
     with pytest.raises(ConfigError, match="not found"):
         load("/no/such.yaml")
 
