@@ -18,9 +18,10 @@ also runs the learner's start-up preflight (aem_train/preflight.py) at the paper
 case (128 rollout rows, rows of 2,048 prompt + 512 response tokens, 16,384-token update
 micro-batches) and reports that peak too: the figure that decides whether the paper's setting fits.
 
-Measured on a 2-core CPU with ``--track-tensors`` (Nov 2026): 28 layers, 8 rows, one iteration
-(eval, rollout, scoring, reference, update): peak of live tensors 4.46 GB (bf16 weights are
-3.09 GB), 537 s. Not yet run on a GPU.
+Measured on a 2-core CPU with ``--track-tensors`` (Nov 2026), 28 layers, one iteration (eval,
+rollout, scoring, reference, update): with 8 rows peak of live
+tensors 4.46 GB (bf16 weights are 3.09 GB), 537 s; with the default 64 rows 8.61 GB (process
+RSS 10.59 GB), 2,237 s (the cores partly shared with other work). Not yet run on a GPU.
 
 ``--track-tensors`` runs the iteration under ``LiveTensorPeak`` (a dispatch mode that adds up
 every live tensor storage, rounded to the CUDA allocator's 512-byte blocks), with the

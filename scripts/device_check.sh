@@ -13,7 +13,7 @@
 # 1. benchmarks/gpu_readiness.py: one LoRA GRPO+AEM iteration of a random model with
 #    Qwen2.5-1.5B's architecture (max_memory_allocated), then the learner's preflight at the
 #    paper preset's worst case (128 rows of 2,048 + 512 tokens, 16,384-token update micro-batch).
-# 2. the same iteration under --track-tensors, so the CPU-side estimate (4.46 GB) gets checked
+# 2. the same iteration under --track-tensors, so the CPU-side estimate (8.61 GB at these 64 rows) gets checked
 #    against the GPU's own figure (optional: bounded so that step 1's results always come back).
 set -uo pipefail
 PY=${PY:-python3}      # the image's python3 holds CUDA PyTorch
