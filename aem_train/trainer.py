@@ -52,7 +52,7 @@ from aem_train.policy import (
 )
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
 from aem_train.preflight import preflight
-from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, collect_informative, failure_summary, prompt_limit
+from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, collect_informative, failure_summary, informative_groups, prompt_limit
 from aem_train.rows import Row
 
 EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
@@ -581,12 +581,7 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
                 res, rows, info = collect_informative(
                     policy, vec, rollout_cfg, seed=seed_it, groups=cfg.env.groups, max_rounds=cfg.algo.max_sampling_rounds,
                 )
-                sampling = {
-                    "sampling/rounds": info.rounds,
-                    "sampling/groups_trained": info.groups_trained,
-                    # DAPO's diagnostic: the share of groups a plain group advantage learns nothing from
-                    "sampling/uninformative_share": 1.0 - info.groups_informative / max(1, info.groups_sampled),
-                }
+                sampling = {"sampling/rounds": info.rounds, "sampling/groups_trained": info.groups_trained}
             else:
                 res = collect(policy, vec, rollout_cfg, seed=seed_it, split="train")
                 rows = res.rows
@@ -628,6 +623,10 @@ def train(cfg: Config, resume: bool = True, progress: bool = True) -> dict[str, 
             rec: dict[str, Any] = {"iteration": it}
             rec.update(_batch_metrics(rows, res.stats, np.asarray(base), np.asarray(alpha), np.asarray(adv)))
             rec.update(sampling)
+            # groups whose returns were all equal: an outcome-based group advantage (GRPO, RLOO)
+            # learns nothing from them; a share near 1 is why a run does not move (algo.filter_groups)
+            rec["train/uninformative_groups"] = 1.0 - len(informative_groups(res.rows)) / max(
+                1, len({tr.group_id for tr in res.trajectories}))
             rec.update(upd)
             rec["perf/modulation_seconds"] = mod_s
             rec["perf/modulation_share"] = mod_s / max(1e-9, res.stats.seconds + upd["perf/update_seconds"] + mod_s)

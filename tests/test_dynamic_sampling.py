@@ -15,7 +15,7 @@ from aem_train.config import ConfigError, from_dict, load
 from aem_train.policy import GenerationSettings, Policy
 from aem_train.rollout import RolloutConfig, collect, collect_informative, informative_groups, merge_results
 from aem_train.rows import Row
-from aem_train.trainer import train
+from aem_train.trainer import iteration_seed, train
 
 torch.set_num_threads(2)
 
@@ -157,13 +157,34 @@ def test_trainer_logs_sampling_and_resumes_bit_exact(guess_ckpt, tmp_path):
     assert strip(recs) == strip(resumed)
     for r in recs[1:]:
         assert 1 <= r["sampling/rounds"] <= 4 and r["sampling/groups_trained"] <= 3
-        assert 0.0 <= r["sampling/uninformative_share"] <= 1.0
+        assert 0.0 <= r["train/uninformative_groups"] < 1.0
         assert r["train/rows"] == 4 * r["sampling/groups_trained"]
     assert any(r["sampling/rounds"] > 1 for r in recs[1:])
     # every trained row belongs to a group whose returns differ, so no GRPO advantage is 0
     traj = [json.loads(x) for x in (tmp_path / "full" / "trajectories.jsonl").read_text().splitlines()]
     trained = [t for t in traj if recs[t["iteration"]]["sampling/groups_trained"] > 0]
     assert trained and all(t["base_adv"] != 0.0 for t in trained)
+
+
+def test_a_plain_run_logs_the_share_of_groups_it_cannot_learn_from(guess_ckpt, policy, tmp_path):
+    cfg = from_dict({
+        "model": {"path": str(guess_ckpt)},
+        "env": {"id": "aem/TestCoin-v0", "groups": 6, "group_size": 4, "window": 1},
+        "rollout": {"max_new_tokens": 5, "temperature": 1.0},
+        "train": {"iterations": 1, "eval_every": 1, "eval_tasks": 3, "run_dir": str(tmp_path / "r"),
+                  "log_trajectories": False, "save_final_model": False},
+    })
+    train(cfg, progress=False)
+    rec = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()][1]
+    # the trainer's first batch is collect(seed=iteration_seed(seed, 1)): recount its groups
+    vec = aem_envs.make_vec("aem/TestCoin-v0", 6, 4)
+    try:
+        rows = collect(policy, vec, GEN, seed=iteration_seed(0, 1), split="train").rows
+    finally:
+        vec.close()
+    informative = informative_groups(rows)
+    assert 0 < len(informative) < 6  # the always- and never-solved tasks are in the batch
+    assert rec["train/uninformative_groups"] == pytest.approx(1 - len(informative) / 6)
 
 
 def test_config_checks():

@@ -77,6 +77,7 @@ def test_same_seed_same_run(tiny_model, reference_run, tmp_path):
     assert [r["iteration"] for r in recs] == [0, 1, 2, 3, 4]
     assert "eval/success_rate" in recs[0] and "eval/success_rate" in recs[2] and "eval/success_rate" in recs[4]
     assert all(r["alpha/mean"] == 1.0 and r["alpha/unchanged_share"] == 1.0 for r in recs[1:])  # modulation none
+    assert all(0.0 <= r["train/uninformative_groups"] <= 1.0 and "sampling/rounds" not in r for r in recs[1:])
     traj = [json.loads(x) for x in (d / "trajectories.jsonl").read_text().splitlines()]
     assert {"iteration", "response", "base_adv", "alpha", "adv", "mean_entropy", "surprisal"} <= set(traj[0])
     assert not any(t["tampered"] for t in traj) and all(r["train/tampered"] == 0 for r in recs[1:])
