@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's main command: set up the venv, then run the quick CPU benchmark
-# (GRPO vs GRPO + AEM on a one-room Household, 2 seeds; tokenizer, tiny model, LM pretraining
-# and SFT built from scratch; about 15 minutes on 2 CPU cores) and print where the report is.
+# (GRPO vs GRPO + AEM, both with DAPO's dynamic sampling, on a one-room Household, 2 seeds;
+# tokenizer, tiny model, LM pretraining and SFT built from scratch; about 20 minutes on 2 CPU
+# cores) and print where the report is.
 #
 # Idempotent and resumable: setup.sh skips an up-to-date venv; the bench skips finished cells
 # and cached set-up, so rerunning after an interruption continues where it stopped.
