@@ -489,17 +489,19 @@ def collect_informative(
     n_envs, n_groups = vec_env.num_envs, len(set(int(g) for g in vec_env.group_ids))
     results: list[RolloutResult] = []
     chosen: list[int] = []
+    n_informative = 0
     for k in range(max_rounds):
         round_seed = seed if k == 0 else int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
         res = collect(policy, vec_env, config, seed=round_seed, split=split,
                       traj_offset=k * n_envs, group_offset=k * n_groups)
         results.append(res)
-        chosen += informative_groups(res.rows)[: groups - len(chosen)]
+        found = informative_groups(res.rows)
+        n_informative += len(found)
+        chosen += found[: groups - len(chosen)]
         if len(chosen) >= groups:
             break
     merged = merge_results(results)
-    info = SamplingInfo(len(results), len(results) * n_groups,
-                        sum(len(informative_groups(r.rows)) for r in results), len(chosen))
+    info = SamplingInfo(len(results), len(results) * n_groups, n_informative, len(chosen))
     if not chosen:
         return merged, list(results[0].rows), info
     keep = set(chosen)

@@ -52,7 +52,15 @@ from aem_train.policy import (
 )
 from aem_train.ppo import PPOLossConfig, ppo_loss, value_loss
 from aem_train.preflight import preflight
-from aem_train.rollout import AllEpisodesFailed, RolloutConfig, collect, collect_informative, failure_summary, informative_groups, prompt_limit
+from aem_train.rollout import (
+    AllEpisodesFailed,
+    RolloutConfig,
+    collect,
+    collect_informative,
+    failure_summary,
+    informative_groups,
+    prompt_limit,
+)
 from aem_train.rows import Row
 
 EVAL_SEED_OFFSET = 10_007  # eval tasks come from their own seed so they never move during a run
